@@ -1,0 +1,153 @@
+import Foundation
+
+/// What addldapuser did (or, in a dry run, would do), for its `--json` answer and its log line.
+public struct ProvisionReport: Sendable, Encodable {
+    public enum Outcome: String, Sendable, Encodable {
+        case created, alreadyFine = "already-fine"
+    }
+    public let user: String
+    public let uid: UInt32
+    public let outcome: Outcome
+    /// "ldap", "local" (a local UID) or "existing".
+    public let source: String
+    public let home: String
+    public let runtimeDir: String
+    public let actions: [String]
+    public let dryRun: Bool
+
+    public var exitStatus: ExitStatus { outcome == .created ? .done : .alreadyFine }
+
+    enum CodingKeys: String, CodingKey {
+        case user, uid, outcome, source, home, actions
+        case runtimeDir = "runtime_dir", dryRun = "dry_run"
+    }
+}
+
+/// Makes a Unix account ready for hydra: the account (from its LDAP entry, or a local UID
+/// when the directory definitely has none and the site allows it), membership of the hydra
+/// group, and the runtime directory. Runs as root; every step is an argument vector.
+public struct AccountProvisioner: Sendable {
+    public let config: HydraConfig
+    public let policy: AccountPolicy
+    public let directory: DirectoryLookup
+    /// Root-owned state: the high-water mark of local UIDs, so one is never handed out twice.
+    public let stateDir: String
+    public let dryRun: Bool
+
+    public init(config: HydraConfig, dryRun: Bool = false, stateDir: String = "/var/lib/hydra") {
+        self.config = config
+        self.policy = AccountPolicy(config: config)
+        self.directory = DirectoryLookup(settings: config.ldap)
+        self.stateDir = stateDir
+        self.dryRun = dryRun
+    }
+
+    public func provision(_ rawName: String) throws -> ProvisionReport {
+        let name = try UserName(rawName, extraPattern: config.accounts.namePattern)
+        try policy.checkName(name)
+        guard let hydraGroup = UserDatabase.group(named: config.accounts.group) else {
+            throw ConfigError.invalidValue(path: HydraConfig.defaultPath, line: 0, key: "accounts.group",
+                                           reason: "the group '\(config.accounts.group)' does not exist (groupadd --system \(config.accounts.group))")
+        }
+        guard let webGroup = UserDatabase.group(named: config.site.webServerGroup) else {
+            throw ConfigError.invalidValue(path: HydraConfig.defaultPath, line: 0, key: "site.web_server_group",
+                                           reason: "the group '\(config.site.webServerGroup)' does not exist")
+        }
+
+        // One account change at a time: useradd and usermod do not wait for each other's locks,
+        // and twenty simultaneous first visits must create exactly one account.
+        let lock: FileLock? = dryRun ? nil : try FileLock(".accounts.lock", in: DirectoryHandle.open(stateDir, createMode: 0o755))
+        defer { withExtendedLifetime(lock) {} }
+
+        var actions: [String] = []
+        let outcome: ProvisionReport.Outcome
+        let source: String
+        let entry: PasswdEntry
+        if let existing = UserDatabase.user(named: name.value) {
+            try policy.checkExisting(existing, name: name)
+            entry = existing
+            outcome = .alreadyFine
+            source = "existing"
+        } else {
+            let (uid, gecos, origin) = try chooseUID(for: name)
+            try policy.checkNew(uid: uid, name: name)
+            actions.append("create account \(name) with UID \(uid) (\(origin))")
+            if !dryRun { try createAccount(name, uid: uid, gecos: gecos) }
+            entry = UserDatabase.user(named: name.value)
+                ?? PasswdEntry(name: name.value, uid: uid, gid: uid, gecos: gecos, home: home(of: name), shell: config.accounts.shell)
+            outcome = .created
+            source = origin
+        }
+
+        if !UserDatabase.groupNames(of: entry).contains(hydraGroup.name) {
+            actions.append("add \(name) to group \(hydraGroup.name)")
+            if !dryRun { try run("/usr/sbin/usermod", ["--append", "--groups", hydraGroup.name, "--", name.value]) }
+        }
+        let runtime = RuntimeDirectory(base: config.server.runtimeDir)
+        if dryRun {
+            if !runtime.isReady(for: name, uid: entry.uid, webGID: webGroup.gid) {
+                actions.append("prepare \(runtime.path(for: name))")
+            }
+        } else {
+            actions += try runtime.prepare(for: name, uid: entry.uid, webGID: webGroup.gid)
+        }
+        return ProvisionReport(user: name.value, uid: entry.uid, outcome: outcome, source: source, home: entry.home,
+                               runtimeDir: runtime.path(for: name), actions: actions, dryRun: dryRun)
+    }
+
+    private func home(of name: UserName) -> String { "\(config.accounts.homeBase)/\(name.value)" }
+
+    private func chooseUID(for name: UserName) throws -> (UInt32, String, String) {
+        switch try directory.person(named: name) {
+        case .found(let person):
+            return (person.uidNumber, person.displayName, "ldap")
+        case .noSuchEntry, .notConfigured:
+            guard config.accounts.localUIDFallback else {
+                throw StepFailure("\(name) is not in the directory and accounts.local_uid_fallback is off", status: .refused)
+            }
+            return (try allocateLocalUID(), "", "local")
+        }
+    }
+
+    /// The next free UID of the local range, above every one handed out before.
+    private func allocateLocalUID() throws -> UInt32 {
+        let markFile = "\(stateDir)/local-uid-next"
+        let stored = (try? String(contentsOfFile: markFile, encoding: .utf8)).flatMap { UInt32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        var candidate = max(stored ?? 0, UInt32(config.accounts.localUIDMin))
+        while UserDatabase.user(uid: candidate) != nil || UserDatabase.group(gid: candidate) != nil {
+            candidate += 1
+        }
+        guard candidate <= UInt32(config.accounts.localUIDMax) else {
+            throw StepFailure("the local UID range \(config.accounts.localUIDMin)-\(config.accounts.localUIDMax) is used up (raise accounts.local_uid_max)")
+        }
+        if !dryRun {
+            do {
+                try "\(candidate + 1)\n".write(toFile: markFile, atomically: true, encoding: .utf8)
+            } catch {
+                throw StepFailure("cannot record the local UID high-water mark in \(markFile): \(error)")
+            }
+        }
+        return candidate
+    }
+
+    private func createAccount(_ name: UserName, uid: UInt32, gecos: String) throws {
+        // The password stays locked ('!'): people log in with Kerberos (ssh) or the web site.
+        try run("/usr/sbin/useradd", [
+            "--uid", String(uid),
+            "--comment", gecos,
+            "--home-dir", home(of: name),
+            "--create-home",
+            "--shell", config.accounts.shell,
+            "--no-log-init",
+            "--key", "HOME_MODE=0700",
+            "--", name.value,
+        ])
+    }
+
+    private func run(_ program: String, _ arguments: [String]) throws {
+        let result = try ProcessRunner.run(program, arguments)
+        guard result.status == 0 else {
+            throw StepFailure("\(program) \(arguments.joined(separator: " ")) failed (exit \(result.status)): \(result.errorText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+}

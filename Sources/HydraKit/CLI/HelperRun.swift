@@ -1,0 +1,51 @@
+import Foundation
+import Logging
+
+/// What every helper does around its work: logging to stderr, one JSON object on stdout when
+/// asked, errors as a message plus their documented exit status.
+public enum HelperRun {
+    /// swift-log to stderr: under the front, stderr ends up in Apache's error log.
+    public static func bootstrapLogging(label: String) -> Logger {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: label)
+        logger.logLevel = ProcessInfo.processInfo.environment["HYDRA_DEBUG"] == "1" ? .debug : .info
+        return logger
+    }
+
+    /// Runs `work`, prints its report (JSON or text) or its error, and returns the exit status.
+    public static func report<Report: Encodable>(
+        json: Bool, logger: Logger, action: String, user: String,
+        _ work: () throws -> (Report, ExitStatus, String)
+    ) -> ExitStatus {
+        let started = monotonicSeconds()
+        do {
+            let (report, status, summary) = try work()
+            let millis = Int((monotonicSeconds() - started) * 1000)
+            logger.info("\(action) \(summary)", metadata: ["user": "\(LogSafe.quote(user))", "ms": "\(millis)", "exit": "\(status.rawValue)"])
+            if json { printJSON(report) } else { print(summary) }
+            return status
+        } catch let thrown {
+            let error = (thrown as? any HydraError) ?? StepFailure("unexpected failure: \(thrown)", status: .internalError)
+            let millis = Int((monotonicSeconds() - started) * 1000)
+            logger.error("\(action) failed: \(error.description)", metadata: ["user": "\(LogSafe.quote(user))", "ms": "\(millis)", "exit": "\(error.exitStatus.rawValue)"])
+            if json { printJSON(ErrorReport(user: user, error: error.description, exitStatus: error.exitStatus.rawValue)) }
+            return error.exitStatus
+        }
+    }
+
+    public static func printJSON<Value: Encodable>(_ value: Value) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        if let data = try? encoder.encode(value) {
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+    }
+
+    struct ErrorReport: Encodable {
+        let user: String
+        let error: String
+        let exitStatus: Int32
+        let outcome = "error"
+        enum CodingKeys: String, CodingKey { case user, error, outcome, exitStatus = "exit_status" }
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+import Logging
+
+/// hydra-cgi's body: load the configuration, then answer requests as FastCGI or CGI.
+public enum FrontMain {
+    public static func run(socket: String?, workers: Int, configPath: String?, logger: Logger) -> ExitStatus {
+        let config: HydraConfig
+        do {
+            let path = try HydraConfig.path(option: configPath, environment: ProcessInfo.processInfo.environment)
+            config = try HydraConfig.load(path: path)
+        } catch {
+            logger.critical("cannot start: \(error.description)")
+            if socket == nil && !FastCGI.isFastCGI {
+                let response = FrontResponse.html(500, Pages().render("unavailable", title: "hydra is not available", values: ["incident": "configuration"]))
+                FileHandle.standardOutput.write(Data(response.cgiBytes))
+            }
+            return error.exitStatus
+        }
+        let front = Front(config: config, logger: logger)
+        if socket == nil && !FastCGI.isFastCGI {
+            FastCGI.serveCGI(front.handle)
+            return .done
+        }
+        do {
+            try FastCGI.serve(workers: workers, socketPath: socket, handler: front.handle)
+            return .done
+        } catch {
+            logger.critical("cannot serve: \(error.description)")
+            return error.exitStatus
+        }
+    }
+}

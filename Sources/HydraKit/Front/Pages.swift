@@ -1,0 +1,66 @@
+import Mustache
+
+/// hydra's HTML pages. Mustache escapes every `{{value}}`, so nothing a user or the
+/// directory supplies can become markup. The templates are compiled in (no files to install).
+public struct Pages: Sendable {
+    private let library: MustacheLibrary
+
+    public init() {
+        var library = MustacheLibrary()
+        do {
+            try library.register(Self.layout, named: "layout")
+            for (name, text) in Self.templates { try library.register(text, named: name) }
+        } catch {
+            preconditionFailure("a built-in page template does not parse: \(error)")
+        }
+        self.library = library
+    }
+
+    /// Renders `name` inside the layout. `values` are escaped.
+    public func render(_ name: String, title: String, values: [String: Any] = [:]) -> String {
+        let content = library.render(values, withTemplate: name) ?? ""
+        return library.render(["title": title, "content": content], withTemplate: "layout") ?? ""
+    }
+
+    /// No scripts, no styles from elsewhere, no framing.
+    public static let contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+    static let layout = """
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>{{title}}</title>
+        <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
+        h1{font-size:1.4rem}code{background:#f3f3f3;padding:0 .2em}.muted{color:#666}</style>
+        </head><body>
+        {{{content}}}
+        </body></html>
+        """
+
+    static let templates: [String: String] = [
+        "whoami": """
+            <h1>Signed in as {{name}}</h1>
+            <p>Apache passed <code>REMOTE_USER={{remoteUser}}</code>, which hydra accepts as the user <code>{{name}}</code>.</p>
+            {{#note}}<p class="muted">{{note}}</p>{{/note}}
+            """,
+        "bad-name": """
+            <h1>This account name cannot be used</h1>
+            <p>The name you signed in with ({{remoteUser}}) is not a valid account name on this site: {{reason}}.</p>
+            <p class="muted">If you think this is wrong, tell the site's administrators.</p>
+            """,
+        "no-auth": """
+            <h1>Sign-in is not configured</h1>
+            <p>The web server did not say who you are, so hydra cannot open your notebooks.</p>
+            <p class="muted">Administrators: the location serving hydra needs an authentication module (see apache/hydra.conf). Incident {{incident}}.</p>
+            """,
+        "unavailable": """
+            <h1>hydra is not available right now</h1>
+            <p>Please try again in a few minutes.</p>
+            <p class="muted">Administrators: see Apache's error log, incident {{incident}}.</p>
+            """,
+        "not-found": """
+            <h1>Not found</h1>
+            <p><a href="/">Go to your notebooks</a></p>
+            """,
+    ]
+}

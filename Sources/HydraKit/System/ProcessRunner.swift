@@ -1,0 +1,134 @@
+import CSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a finished child process left: its exit status and what it wrote.
+public struct ProcessResult: Sendable {
+    /// The exit code, or 128 + the signal number when a signal ended it.
+    public let status: Int32
+    public let standardOutput: [UInt8]
+    public let standardError: [UInt8]
+    public let timedOut: Bool
+
+    public var outputText: String { String(decoding: standardOutput, as: UTF8.self) }
+    public var errorText: String { String(decoding: standardError, as: UTF8.self) }
+}
+
+/// Runs a program with an argument vector (never a shell), an explicit environment, no
+/// inherited descriptors beyond 0-2, its output captured up to a limit, and a hard timeout.
+/// swift-subprocess does this too, but only from async code; the FastCGI workers and the
+/// helpers call it from plain threads, so this small posix_spawn wrapper is the one place.
+public enum ProcessRunner {
+    public struct Options: Sendable {
+        public var environment: [String: String] = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"]
+        public var input: [UInt8]? = nil
+        public var timeoutSeconds: Double = 30
+        public var outputLimit: Int = 1 << 20
+        public var workingDirectory: String? = nil
+        /// Start the child in a session of its own, and on timeout kill that whole group.
+        public var newSession: Bool = false
+        public init() {}
+    }
+
+    public static func run(_ executable: String, _ arguments: [String], options: Options = Options()) throws(SystemError) -> ProcessResult {
+        var stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1], stdinPipe: [Int32] = [-1, -1]
+        guard hydra_pipe_cloexec(&stdoutPipe) == 0, hydra_pipe_cloexec(&stderrPipe) == 0, hydra_pipe_cloexec(&stdinPipe) == 0 else {
+            let code = errno
+            for fd in stdoutPipe + stderrPipe + stdinPipe where fd >= 0 { close(fd) }
+            throw SystemError("pipe for", executable, errno: code)
+        }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        hydra_spawn_add_closefrom(&actions, 3)
+        if let directory = options.workingDirectory {
+            hydra_spawn_add_chdir(&actions, directory)
+        }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaultSignals = sigset_t(), emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        sigemptyset(&defaultSignals)
+        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaultSignals, signal) }
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        if options.newSession { flags |= Int32(hydra_spawn_setsid_flag) }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = options.environment.sorted(by: { $0.key < $1.key }).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in argv + envp { free(pointer) } }
+
+        var pid: pid_t = 0
+        let spawnResult = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
+        guard spawnResult == 0 else {
+            close(stdinPipe[1]); close(stdoutPipe[0]); close(stderrPipe[0])
+            throw SystemError("spawning", executable, errno: spawnResult)
+        }
+        return collect(pid: pid, stdin: stdinPipe[1], stdout: stdoutPipe[0], stderr: stderrPipe[0], options: options)
+    }
+
+    private static func collect(pid: pid_t, stdin: Int32, stdout: Int32, stderr: Int32, options: Options) -> ProcessResult {
+        var input = options.input ?? []
+        var inputFD: Int32 = stdin
+        if input.isEmpty { close(inputFD); inputFD = -1 } else { _ = fcntl(inputFD, F_SETFL, O_NONBLOCK) }
+        var output: [UInt8] = [], errorOutput: [UInt8] = []
+        var open: [Int32] = [stdout, stderr]
+        let deadline = monotonicSeconds() + options.timeoutSeconds
+        var timedOut = false
+        var buffer = [UInt8](repeating: 0, count: 65536)
+
+        while !open.isEmpty || inputFD >= 0 {
+            let remaining = deadline - monotonicSeconds()
+            if remaining <= 0 { timedOut = true; break }
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if inputFD >= 0 { fds.append(pollfd(fd: inputFD, events: Int16(POLLOUT), revents: 0)) }
+            let ready = poll(&fds, nfds_t(fds.count), Int32(min(remaining * 1000, 1000)) + 1)
+            if ready < 0 && errno == EINTR { continue }
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == inputFD {
+                    let written = input.withUnsafeBytes { write(inputFD, $0.baseAddress, $0.count) }
+                    if written > 0 { input.removeFirst(written) }
+                    if written < 0 && errno != EAGAIN || input.isEmpty { close(inputFD); inputFD = -1 }
+                    continue
+                }
+                let count = read(entry.fd, &buffer, buffer.count)
+                if count > 0 {
+                    if entry.fd == stdout {
+                        if output.count < options.outputLimit { output += buffer[0..<min(count, options.outputLimit - output.count)] }
+                    } else if errorOutput.count < options.outputLimit {
+                        errorOutput += buffer[0..<min(count, options.outputLimit - errorOutput.count)]
+                    }
+                } else if count == 0 || errno != EINTR && errno != EAGAIN {
+                    close(entry.fd)
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+        }
+        if timedOut { kill(options.newSession ? -pid : pid, SIGKILL) }
+        for fd in open { close(fd) }
+        if inputFD >= 0 { close(inputFD) }
+
+        var waitStatus: Int32 = 0
+        while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
+        let signal = waitStatus & 0x7f
+        let status = signal == 0 ? (waitStatus >> 8) & 0xff : 128 + signal
+        return ProcessResult(status: status, standardOutput: output, standardError: errorOutput, timedOut: timedOut)
+    }
+}
+
+/// Seconds on the monotonic clock, for deadlines and durations.
+public func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}

@@ -1,0 +1,36 @@
+// hydra-cgi: the FastCGI front Apache runs (mod_fcgid, or mod_proxy_fcgi with --socket).
+// The logic is HydraKit/Front; this file only parses the command line.
+import ArgumentParser
+import HydraKit
+
+struct HydraCGI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hydra-cgi",
+        abstract: "hydra's FastCGI front: from the site URL to the user's own JupyterLab.",
+        discussion: """
+            Started by mod_fcgid (the listening socket is stdin), by mod_cgi (plain CGI: one \
+            request from the environment), or as a daemon for mod_proxy_fcgi with --socket. \
+            Logs go to stderr, which Apache writes to its error log. Configuration: \
+            \(HydraConfig.defaultPath).
+
+            Exit status:
+            \(ExitStatus.helpTable([.done, .usage, .systemError, .configurationError]))
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Listen on this Unix socket (for mod_proxy_fcgi).", valueName: "path"))
+    var socket: String?
+
+    @Option(name: .long, help: "Worker threads answering requests at once.")
+    var workers: Int = 8
+
+    @Option(name: .long, help: ArgumentHelp("Another configuration file (for tests).", valueName: "path"))
+    var config: String?
+
+    func run() throws {
+        let logger = HelperRun.bootstrapLogging(label: "hydra.cgi")
+        let status = FrontMain.run(socket: socket, workers: workers, configPath: config, logger: logger)
+        throw ExitCode(status.rawValue)
+    }
+}
+
+HydraCGI.main()
