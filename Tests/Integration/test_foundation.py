@@ -1,0 +1,61 @@
+"""Issue 3's smoke test: each real component of the sandbox answers, wired as in production."""
+import json
+
+from conftest import LDAP_URL, PASSWORD, PREFIX, SITE_URL, as_web_server, sh
+
+
+def test_slapd_answers_a_search(directory):
+    out = sh("ldapsearch", "-x", "-H", LDAP_URL, "-b", "ou=people,dc=hydra,dc=test", "-LLL", "(uid=ada)", "uidNumber").stdout
+    assert "uidNumber: 20001" in out
+
+
+def curl(*args):
+    """GET through the sandbox's Apache; returns (status, body)."""
+    result = sh("curl", "-s", "-o", "-", "-w", "\n%{http_code}", *args)
+    body, _, status = result.stdout.rpartition("\n")
+    return int(status), body
+
+
+def test_apache_requires_ldap_basic_auth_for_the_front(site):
+    status, _ = curl(f"{SITE_URL}/hydra/whoami")
+    assert status == 401
+
+
+def test_apache_refuses_a_wrong_password(site):
+    status, _ = curl("-u", "ada:wrong", f"{SITE_URL}/hydra/whoami")
+    assert status == 401
+
+
+def test_apache_serves_hydra_cgi_through_mod_fcgid_with_ldap_basic_auth(site):
+    status, body = curl("-u", f"ada:{PASSWORD}", f"{SITE_URL}/hydra/whoami")
+    assert status == 200
+    assert "Signed in as ada" in body
+    # mod_fcgid, not plain CGI, is running it: a persistent hydra-cgi process exists.
+    assert sh("pgrep", "-u", "www-data", "-f", f"{PREFIX}/hydra-cgi", check=False).returncode == 0
+
+
+def test_front_answers_health_without_credentials(site):
+    status, body = curl(f"{SITE_URL}/hydra/health")
+    assert status == 200
+    assert json.loads(body)["status"] == "ok"
+
+
+def test_front_pages_escape_what_the_user_sent(site):
+    # REMOTE_USER comes from Apache's auth; the page shows it escaped whatever it is.
+    env = {"REMOTE_USER": "<script>x</script>", "REQUEST_URI": "/hydra/whoami", "REQUEST_METHOD": "GET"}
+    out = sh(PREFIX / "hydra-cgi", env=env, check=False).stdout
+    assert out.startswith("Status: 400")
+    assert "<script>" not in out and "&lt;script&gt;" in out
+
+
+def test_sudo_lets_the_web_server_run_ipynb_launch_as_a_hydra_user(site):
+    sh(PREFIX / "addldapuser", "grace")
+    result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "check", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["user"] == "grace" and report["ready"] is True
+
+
+def test_sudo_refuses_the_web_server_anything_else(site):
+    assert as_web_server("sudo", "-n", "/bin/true").returncode != 0
+    assert as_web_server("sudo", "-n", "-u", "root", PREFIX / "ipynb-launch", "check").returncode != 0
