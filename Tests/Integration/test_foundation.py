@@ -49,7 +49,7 @@ def test_front_pages_escape_what_the_user_sent(site):
 
 
 def test_sudo_lets_the_web_server_run_ipynb_launch_as_a_hydra_user(site):
-    sh(PREFIX / "addldapuser", "grace")
+    assert sh(PREFIX / "addldapuser", "grace", check=False).returncode in (0, 1)
     result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "check", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

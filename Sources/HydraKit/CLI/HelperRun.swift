@@ -7,9 +7,7 @@ public enum HelperRun {
     /// swift-log to stderr: under the front, stderr ends up in Apache's error log.
     public static func bootstrapLogging(label: String) -> Logger {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var logger = Logger(label: label)
-        logger.logLevel = ProcessInfo.processInfo.environment["HYDRA_DEBUG"] == "1" ? .debug : .info
-        return logger
+        return Logger(label: label)
     }
 
     /// Runs `work`, prints its report (JSON or text) or its error, and returns the exit status.
