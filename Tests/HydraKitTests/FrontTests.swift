@@ -1,0 +1,46 @@
+import Logging
+import Testing
+@testable import HydraKit
+
+@Suite("Front: responses and pages")
+struct FrontTests {
+    let front = Front(config: try! HydraConfig.parse("[site]\npublic_url = \"https://x.org\"\n", path: "x"), logger: Logger(label: "test"))
+
+    @Test("a header value cannot split the response")
+    func noSplitting() {
+        let response = FrontResponse(status: 302, headers: [("Location", "/x\r\nSet-Cookie: evil=1")])
+        let text = String(decoding: response.cgiBytes, as: UTF8.self)
+        #expect(!text.contains("\r\nSet-Cookie"))
+        #expect(text.hasPrefix("Status: 302 Found\r\n"))
+    }
+
+    @Test("a missing REMOTE_USER is a 500 page saying authentication is not configured")
+    func noRemoteUser() {
+        let response = front.handle(FrontRequest(parameters: ["REQUEST_URI": "/hydra/whoami"]))
+        #expect(response.status == 500)
+        #expect(String(decoding: response.body, as: UTF8.self).contains("Sign-in is not configured"))
+    }
+
+    @Test("what the user sent is escaped in the page")
+    func escapes() {
+        let response = front.handle(FrontRequest(parameters: ["REQUEST_URI": "/hydra/whoami", "REMOTE_USER": "<b>\"x\"</b>"]))
+        let body = String(decoding: response.body, as: UTF8.self)
+        #expect(response.status == 400)
+        #expect(!body.contains("<b>") && body.contains("&lt;b&gt;"))
+    }
+
+    @Test("pages carry no-store and a strict CSP")
+    func headers() {
+        let response = front.handle(FrontRequest(parameters: ["REQUEST_URI": "/hydra/whoami", "REMOTE_USER": "ada"]))
+        let names = Dictionary(response.headers, uniquingKeysWith: { a, _ in a })
+        #expect(response.status == 200)
+        #expect(names["Cache-Control"] == "no-store")
+        #expect(names["Content-Security-Policy"]?.contains("default-src 'none'") == true)
+    }
+
+    @Test("the path ignores the query string")
+    func path() {
+        #expect(FrontRequest(parameters: ["REQUEST_URI": "/hydra/health?x=1"]).path == "/hydra/health")
+        #expect(FrontRequest(parameters: ["QUERY_STRING": "a=1&next=%2Fx"]).queryValue("next") == "/x")
+    }
+}
