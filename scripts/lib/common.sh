@@ -21,7 +21,13 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 require_root() { [ "$(id -u)" = 0 ] || die "run this as root (sudo $0)"; }
 
+# HYDRA_OFFLINE=1: the packages are already there (an offline machine, or the test sandbox,
+# which has no network); apt-get and pip are skipped.
 apt_install() {
+    if [ "${HYDRA_OFFLINE:-}" = 1 ]; then
+        dpkg-query -W "$@" >/dev/null 2>&1 || die "HYDRA_OFFLINE=1, but some of these are not installed: $*"
+        return 0
+    fi
     say "apt-get install $*"
     export DEBIAN_FRONTEND=noninteractive
     # A session-wide apt-get update, once per run of a script.
@@ -40,12 +46,19 @@ ensure_jupyter_env() {
         mkdir -p "$(dirname "$HYDRA_JUPYTER_ENV")"
         /usr/bin/python3 -m venv "$HYDRA_JUPYTER_ENV"
     fi
-    "$HYDRA_JUPYTER_ENV/bin/pip" install -q --disable-pip-version-check "${HYDRA_JUPYTER_REQUIREMENTS[@]}"
+    if [ "${HYDRA_OFFLINE:-}" != 1 ]; then
+        "$HYDRA_JUPYTER_ENV/bin/pip" install -q --disable-pip-version-check "${HYDRA_JUPYTER_REQUIREMENTS[@]}"
+    fi
     chmod -R a+rX "$HYDRA_JUPYTER_ENV"
 }
 
 # Release build of the three programs; prints the folder holding them.
+# HYDRA_BIN=DIR: use programs built before (the tests build once and install many times).
 build_release() {
+    if [ -n "${HYDRA_BIN:-}" ]; then
+        echo "$HYDRA_BIN"
+        return 0
+    fi
     say "swift build -c release"
     (cd "$HYDRA_REPO" && "$HYDRA_SWIFT" build -c release --static-swift-stdlib -Xswiftc -use-ld=lld >&2)
     (cd "$HYDRA_REPO" && "$HYDRA_SWIFT" build -c release --static-swift-stdlib -Xswiftc -use-ld=lld --show-bin-path)
