@@ -20,15 +20,15 @@ struct HydraCGI: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Listen on this Unix socket (for mod_proxy_fcgi).", valueName: "path"))
     var socket: String?
 
-    @Option(name: .long, help: "Worker threads answering requests at once.")
-    var workers: Int = 8
+    @Option(name: .long, help: "Worker threads answering requests at once (with --socket; mod_fcgid sends one request at a time to each process, so it gets one).")
+    var workers: Int = 16
 
     @Option(name: .long, help: ArgumentHelp("Another configuration file (for tests).", valueName: "path"))
     var config: String?
 
     func run() throws {
         let logger = HelperRun.bootstrapLogging(label: "hydra.cgi")
-        let status = FrontMain.run(socket: socket, workers: workers, configPath: config, logger: logger)
+        let status = FrontMain.run(socket: socket, workers: socket == nil ? 1 : workers, configPath: config, logger: logger)
         throw ExitCode(status.rawValue)
     }
 }

@@ -1,0 +1,177 @@
+"""The sandbox site shared by the integration tests and the benchmarks: real slapd, real
+Apache, real sudo, real useradd. Only ever used inside scripts/sandbox (a throwaway copy of
+the machine in its own namespaces), because it creates users and edits sudoers.
+"""
+import os
+import pathlib
+import subprocess
+import time
+
+if os.environ.get("HYDRA_SANDBOX") != "1":
+    raise SystemExit("this changes accounts and sudoers: run it through scripts/test, scripts/bench "
+                     "or scripts/sandbox, never directly")
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(os.environ["HYDRA_BIN"])
+PREFIX = pathlib.Path("/usr/local/lib/hydra")
+LDAP_DIR = pathlib.Path("/var/lib/hydra-test/ldap")
+LDAP_URL = "ldap://127.0.0.1:389/"
+SITE_URL = "http://localhost"
+PASSWORD = "correct horse"  # every test directory user's password
+ACCOUNT_FILES = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"]
+
+# The test directory: name -> (uidNumber, display name). Local accounts the tests rely on are
+# made by the `site` fixture below.
+PEOPLE = {
+    "ada": (20001, "Ada Lovelace"),
+    "grace": (20002, "Grace Hopper"),
+    "linus": (20003, "Linus Example"),
+    "barbara": (20004, "Barbara Liskov"),
+    "ken": (20005, "Ken Thompson"),
+    "clash": (20900, "Clashing UID"),       # 20900 belongs to the local account "localclash"
+    "rootish": (0, "Claims UID Zero"),      # the directory must not be able to make root
+    "sysish": (100, "Claims a System UID"),
+    "weird": (20010, "Weird: Name, =With\\Separators"),
+}
+PEOPLE.update({f"herd{i:02d}": (21000 + i, f"Herd Member {i}") for i in range(30)})
+
+
+def sh(*argv, check=True, input=None, env=None, timeout=120):
+    """Runs argv (never a shell) and returns the CompletedProcess with text output."""
+    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, input=input,
+                            env=env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{argv} exited {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}")
+    return result
+
+
+def bash_lib(script):
+    """Runs a snippet with scripts/lib/*.sh sourced."""
+    return sh("bash", "-c", f"set -euo pipefail; source {REPO}/scripts/lib/common.sh; "
+              f"source {REPO}/scripts/lib/slapd.sh; {script}")
+
+
+def directory_ldif():
+    entries = ["ldif_base"]
+    for name, (number, display) in PEOPLE.items():
+        entries.append(f"ldif_person {name} {number} '{display}' '{PASSWORD}'")
+    # Two entries share uid=twin; one entry has no uidNumber; one has a non-numeric uidNumber.
+    extra = """
+cat <<LDIF
+dn: uid=twin,ou=people,$HYDRA_LDAP_SUFFIX
+objectClass: inetOrgPerson
+uid: twin
+cn: Twin One
+sn: One
+
+dn: cn=twin-two,ou=people,$HYDRA_LDAP_SUFFIX
+objectClass: inetOrgPerson
+uid: twin
+cn: twin-two
+sn: Two
+
+dn: uid=nonumber,ou=people,$HYDRA_LDAP_SUFFIX
+objectClass: inetOrgPerson
+uid: nonumber
+cn: No Number
+sn: Number
+
+LDIF
+"""
+    return bash_lib("; ".join(entries) + "; " + extra).stdout
+
+
+class Directory:
+    """The sandbox's slapd: running, stopped, frozen (SIGSTOP) or thawed."""
+
+    def __init__(self):
+        self.url = LDAP_URL
+
+    def pid(self):
+        return int((LDAP_DIR / "slapd.pid").read_text())
+
+    def start(self):
+        bash_lib(f"slapd_start {LDAP_DIR} {LDAP_URL}")
+
+    def stop(self):
+        bash_lib(f"slapd_stop {LDAP_DIR}")
+
+    def freeze(self):
+        os.kill(self.pid(), 19)  # SIGSTOP: accepts connections, never answers
+
+    def thaw(self):
+        os.kill(self.pid(), 18)  # SIGCONT
+
+
+def config_text(**overrides):
+    """The test site's hydra.toml; `overrides` maps "section.key" to a TOML literal."""
+    values = {
+        "site.public_url": '"http://localhost"',
+        "ldap.uri": f'"{LDAP_URL}"',
+        "ldap.base": '"ou=people,dc=hydra,dc=test"',
+        "ldap.timeout_seconds": "2",
+        "accounts.local_uid_fallback": "true",
+        "accounts.local_uid_min": "70000",
+        "accounts.local_uid_max": "70100",
+    }
+    values.update(overrides)
+    sections = {}
+    for dotted, literal in values.items():
+        section, key = dotted.split(".", 1)
+        sections.setdefault(section, []).append(f"{key} = {literal}")
+    return "".join(f"[{s}]\n" + "\n".join(lines) + "\n\n" for s, lines in sections.items())
+
+
+def install_config(**overrides):
+    path = pathlib.Path("/etc/hydra/hydra.toml")
+    tmp = path.with_suffix(".new")
+    tmp.write_text(config_text(**overrides))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def start_site():
+    """hydra installed by scripts/install-site, Apache running with LDAP Basic auth."""
+    auth = pathlib.Path("/tmp/hydra-test-auth.conf")
+    auth.write_text((REPO / "apache/auth-examples/ldap-basic.conf").read_text()
+                    .replace("ldap://127.0.0.1:3389/", LDAP_URL))
+    cfg = pathlib.Path("/tmp/hydra-test.toml")
+    cfg.write_text(config_text())
+    sh(REPO / "scripts/install-site", BIN, "--config", cfg, "--auth", auth)
+    # A local account whose UID the directory also gives to "clash".
+    sh("useradd", "--uid", "20900", "--no-log-init", "localclash")
+    sh("apache2ctl", "start")
+    wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", f"{SITE_URL}/hydra/health", check=False).returncode == 0)
+
+
+def stop_site():
+    sh("apache2ctl", "stop", check=False)
+
+
+def start_directory():
+    ldif = pathlib.Path("/tmp/hydra-test-directory.ldif")
+    ldif.write_text(directory_ldif())
+    bash_lib(f"slapd_create {LDAP_DIR} {ldif} admin-secret")
+    d = Directory()
+    d.start()
+    return d
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+def account_files():
+    """The bytes of the account databases, to prove a refusal changed nothing."""
+    return {path: pathlib.Path(path).read_bytes() for path in ACCOUNT_FILES}
+
+
+def as_web_server(*argv, **kwargs):
+    """Runs argv as www-data, as Apache's hydra-cgi would."""
+    return sh("setpriv", "--reuid=www-data", "--regid=www-data", "--init-groups", "--reset-env", *argv,
+              check=False, **kwargs)

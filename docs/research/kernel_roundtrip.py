@@ -1,0 +1,126 @@
+#!/opt/hydra/jupyter/bin/python
+"""Kernel round trip through the proxy: create kernel (REST), open the
+channels websocket, execute `1+1`, expect execute_result '2', delete kernel.
+
+Usage:
+  kernel_roundtrip.py BASE_URL USER --token TOKEN
+  kernel_roundtrip.py BASE_URL USER --cookie 'username-...=...; _xsrf=X' --xsrf X
+Options: --origin ORIGIN (default: BASE_URL's origin), --host HOST (Host header
+override, e.g. site.example, to emulate the public name), --unix-socket PATH
+(talk to the Jupyter socket directly; BASE_URL is then ignored).
+Only needs tornado (present in the Jupyter venv).
+"""
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import urlparse
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import websocket_connect
+
+
+def headers_for(a, ws=False):
+    h = {}
+    if a.token:
+        h["Authorization"] = f"token {a.token}"
+    if a.cookie:
+        h["Cookie"] = a.cookie
+    if a.xsrf and not ws:
+        h["X-XSRFToken"] = a.xsrf
+    if a.host:
+        h["Host"] = a.host
+    h["Origin"] = a.origin
+    for extra in a.header or []:
+        k, v = extra.split(":", 1)
+        h[k.strip()] = v.strip()
+    return h
+
+
+async def main(a):
+    resolver = None
+    if a.unix_socket:  # every connection goes to the Unix socket
+        import socket
+        from tornado import netutil
+
+        class UnixResolver(netutil.Resolver):
+            async def resolve(self, host, port, family=socket.AF_UNSPEC):
+                return [(socket.AF_UNIX, a.unix_socket)]
+
+        resolver = UnixResolver()
+        AsyncHTTPClient.configure(None, resolver=resolver)
+        base = "http://localhost"
+    else:
+        base = a.base_url.rstrip("/")
+    prefix = f"/user/{a.user}"
+    client = AsyncHTTPClient()
+
+    r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels", method="POST",
+                                       headers=headers_for(a), body=json.dumps({"name": "python3"})))
+    kid = json.loads(r.body)["id"]
+    print("kernel", kid, "HTTP", r.code)
+
+    ws_url = base.replace("http", "ws", 1) + f"{prefix}/api/kernels/{kid}/channels?session_id={uuid.uuid4().hex}"
+    conn = await websocket_connect(HTTPRequest(ws_url, headers=headers_for(a, ws=True)), resolver=resolver)
+    if a.idle:  # idle on the websocket (tests proxy timeouts / server pings).
+        # Keep reading: tornado's client only answers pings while its 1-slot
+        # read queue is drained.
+        end = asyncio.get_running_loop().time() + a.idle
+        while (left := end - asyncio.get_running_loop().time()) > 0:
+            try:
+                if await asyncio.wait_for(conn.read_message(), left) is None:
+                    raise SystemExit("websocket closed while idle")
+            except asyncio.TimeoutError:
+                break
+    msg_id = uuid.uuid4().hex
+    conn.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": a.user,
+                   "session": uuid.uuid4().hex, "version": "5.3",
+                   "date": datetime.now(timezone.utc).isoformat()},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": a.code, "silent": False, "store_history": False,
+                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+    }))
+    result = None
+    while True:
+        raw = await asyncio.wait_for(conn.read_message(), 30)
+        if raw is None:
+            raise SystemExit("websocket closed")
+        m = json.loads(raw)
+        if m.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        t = m["header"]["msg_type"]
+        if t == "execute_result":
+            result = m["content"]["data"]["text/plain"]
+        elif t == "error":
+            result = "ERROR " + m["content"]["ename"]
+        elif t == "status" and m["content"]["execution_state"] == "idle":
+            break
+    conn.close()
+    r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels/{kid}", method="DELETE",
+                                       headers=headers_for(a)))
+    print("execute_result:", result, "| delete HTTP", r.code)
+    return 0 if result == a.expect else 1
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("base_url")
+    p.add_argument("user")
+    p.add_argument("--token")
+    p.add_argument("--cookie")
+    p.add_argument("--xsrf")
+    p.add_argument("--origin")
+    p.add_argument("--host")
+    p.add_argument("--header", action="append", help="extra 'Name: value' header (e.g. site auth)")
+    p.add_argument("--unix-socket")
+    p.add_argument("--code", default="1+1")
+    p.add_argument("--expect", default="2")
+    p.add_argument("--idle", type=float, default=0, help="seconds to idle on the open websocket first")
+    a = p.parse_args()
+    if not a.origin:
+        u = urlparse(a.base_url)
+        a.origin = f"{u.scheme}://{a.host or u.netloc}"
+    sys.exit(asyncio.run(main(a)))
