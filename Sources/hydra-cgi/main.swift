@@ -26,9 +26,14 @@ struct HydraCGI: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Another configuration file (for tests).", valueName: "path"))
     var config: String?
 
+    @Flag(name: .long, help: "Fetch the course mirrors that are older than sync.fetch_interval_seconds, then exit (run as the web server's user, e.g. from cron).")
+    var refreshMirrors = false
+
     func run() throws {
         let logger = HelperRun.bootstrapLogging(label: "hydra.cgi")
-        let status = FrontMain.run(socket: socket, workers: socket == nil ? 1 : workers, configPath: config, logger: logger)
+        let status = refreshMirrors
+            ? FrontMain.refreshMirrors(configPath: config, logger: logger)
+            : FrontMain.run(socket: socket, workers: socket == nil ? 1 : workers, configPath: config, logger: logger)
         throw ExitCode(status.rawValue)
     }
 }

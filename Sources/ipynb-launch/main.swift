@@ -7,33 +7,125 @@ import HydraKit
 struct IpynbLaunch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ipynb-launch",
-        abstract: "Set up a hydra user's home and notebook server.",
+        abstract: "Set up a hydra user's home, sync the course notebooks, start or reuse the notebook server.",
         discussion: """
-            Runs as the user, never as root. Configuration: \(HydraConfig.defaultPath) (root-owned).
+            Runs as the user, never as root, and only for members of the hydra group. \
+            Configuration: \(HydraConfig.defaultPath) (root-owned). The server listens on \
+            <server.runtime_dir>/NAME/jupyter.sock and is reached through the site at /user/NAME/.
 
             Exit status:
             \(ExitStatus.helpTable([.done, .alreadyFine, .usage, .invalidName, .internalError, .systemError, .temporaryFailure, .refused, .configurationError]))
             """,
-        subcommands: [Check.self])
+        subcommands: [Start.self, Sync.self, Status.self, Stop.self, Check.self])
+}
+
+/// Options and the common run of every subcommand.
+struct Common: ParsableArguments {
+    @Flag(name: .long, help: "Print one JSON object.")
+    var json = false
+
+    func run<Report: Encodable>(_ action: String, _ work: (HydraConfig, LaunchIdentity) throws -> (Report, ExitStatus, String)) throws -> Never {
+        let logger = HelperRun.bootstrapLogging(label: "hydra.ipynb-launch")
+        let status = HelperRun.report(json: json, logger: logger, action: "ipynb-launch \(action)", user: NSUserName()) {
+            let config = try HydraConfig.load()
+            return try work(config, try LaunchIdentity.current(config: config))
+        }
+        throw ExitCode(status.rawValue)
+    }
 }
 
 extension IpynbLaunch {
+    struct Start: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Prepare the home, sync the courses, and reuse the running server or start one (exit 1: reused, 0: started).",
+            discussion: "With --json (for hydra-cgi) the object carries the server's token: keep it out of logs.")
+        @OptionGroup var common: Common
+
+        func run() throws {
+            try common.run("start") { config, identity in
+                let report = try ServerManager(config: config, identity: identity).start()
+                let syncText = report.sync.map(\.summary).joined(separator: "; ")
+                return (report, report.outcome == "reused" ? .alreadyFine : .done,
+                        "\(report.outcome) the server of \(report.user) at \(report.socket) in \(report.seconds) s" + (syncText.isEmpty ? "" : "; \(syncText)"))
+            }
+        }
+    }
+
+    struct Sync: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sync the configured courses, or one repository into one folder of your home.",
+            discussion: """
+                Files you changed are never overwritten: when the course changes them too, its version \
+                arrives beside yours as NAME.upstream.EXT. Exit 75 when a repository could not be fetched.
+                """)
+        @OptionGroup var common: Common
+        @Option(help: "A repository to sync instead of the configured courses (URL or path).")
+        var repo: String?
+        @Option(help: "Its branch.")
+        var branch = "main"
+        @Option(help: "The folder in your home to sync it into.")
+        var dir: String?
+
+        func validate() throws {
+            guard (repo == nil) == (dir == nil) else { throw ValidationError("--repo and --dir go together") }
+            if let dir, !HydraConfig.isPlainRelativePath(dir) { throw ValidationError("--dir must be a folder inside your home, without '..'") }
+            if let repo, repo.hasPrefix("-") { throw ValidationError("--repo must be a URL or a path") }
+            if branch.hasPrefix("-") || branch.contains("..") { throw ValidationError("--branch is not a valid branch name") }
+        }
+
+        func run() throws {
+            try common.run("sync") { config, identity in
+                let home = HomeSetup(config: config, account: identity.account)
+                let reports: [SyncReport]
+                if let repo, let dir {
+                    reports = [home.sync(folder: dir, source: .init(url: repo, branch: branch))]
+                } else {
+                    reports = home.syncCourses()
+                }
+                let failed = reports.contains { $0.error != nil }
+                return (reports, failed ? .temporaryFailure : .done, reports.map(\.summary).joined(separator: "; "))
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show whether your notebook server runs, its memory and last activity.")
+        @OptionGroup var common: Common
+
+        func run() throws {
+            try common.run("status") { config, identity in
+                let status = try ServerManager(config: config, identity: identity).status()
+                let text = status.running
+                    ? "running (PID \(status.pid ?? 0), \((status.memoryBytes ?? 0) >> 20) MiB, \(status.kernels ?? 0) kernels, last activity \(status.lastActivity ?? "?"))"
+                    : "not running"
+                return (status, .done, "\(status.user): \(text)")
+            }
+        }
+    }
+
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop your notebook server (SIGTERM, then SIGKILL after 10 s).")
+        @OptionGroup var common: Common
+
+        func run() throws {
+            try common.run("stop") { config, identity in
+                let stopped = try ServerManager(config: config, identity: identity).stop()
+                return (["user": identity.name.value, "stopped": stopped ? "yes" : "no"], .done,
+                        stopped ? "stopped the server of \(identity.name)" : "no server was running")
+            }
+        }
+    }
+
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check that this account may use hydra and that its runtime directory is ready.")
-
-        @Flag(name: .long, help: "Print one JSON object.")
-        var json = false
+        @OptionGroup var common: Common
 
         func run() throws {
-            let logger = HelperRun.bootstrapLogging(label: "hydra.ipynb-launch")
-            let status = HelperRun.report(json: json, logger: logger, action: "ipynb-launch check", user: NSUserName()) {
-                () throws in
-                let config = try HydraConfig.load()
-                let report = try LaunchCheck.run(config: config)
+            try common.run("check") { config, identity in
+                let report = LaunchCheck(config: config, identity: identity)
                 return (report, report.ready ? .done : .temporaryFailure, report.summary)
             }
-            throw ExitCode(status.rawValue)
         }
     }
 }

@@ -103,7 +103,10 @@ class Directory:
         os.kill(self.pid(), 18)  # SIGCONT
 
 
-def config_text(**overrides):
+UPSTREAM = pathlib.Path("/srv/hydra-test/course.git")  # the test course's upstream repository
+
+
+def config_text(courses=((str(UPSTREAM), "main", "tutorials"),), **overrides):
     """The test site's hydra.toml; `overrides` maps "section.key" to a TOML literal."""
     values = {
         "site.public_url": '"http://localhost"',
@@ -119,13 +122,16 @@ def config_text(**overrides):
     for dotted, literal in values.items():
         section, key = dotted.split(".", 1)
         sections.setdefault(section, []).append(f"{key} = {literal}")
-    return "".join(f"[{s}]\n" + "\n".join(lines) + "\n\n" for s, lines in sections.items())
+    text = "".join(f"[{s}]\n" + "\n".join(lines) + "\n\n" for s, lines in sections.items())
+    for repo, branch, folder in courses:
+        text += f'[[courses]]\nrepo = "{repo}"\nbranch = "{branch}"\nfolder = "{folder}"\n\n'
+    return text
 
 
 def install_config(**overrides):
     path = pathlib.Path("/etc/hydra/hydra.toml")
     tmp = path.with_suffix(".new")
-    tmp.write_text(config_text(**overrides))
+    tmp.write_text(config_text(**overrides) if "text" not in overrides else overrides["text"])
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
@@ -138,6 +144,8 @@ def start_site():
     cfg = pathlib.Path("/tmp/hydra-test.toml")
     cfg.write_text(config_text())
     sh(REPO / "scripts/install-site", BIN, "--config", cfg, "--auth", auth)
+    Upstream(UPSTREAM).create({"README.md": "# Test course\n", "lesson1.ipynb": notebook("lesson one"),
+                                "data/numbers.csv": "1,2,3\n"})
     # A local account whose UID the directory also gives to "clash".
     sh("useradd", "--uid", "20900", "--no-log-init", "localclash")
     sh("apache2ctl", "start")
@@ -175,3 +183,52 @@ def as_web_server(*argv, **kwargs):
     """Runs argv as www-data, as Apache's hydra-cgi would."""
     return sh("setpriv", "--reuid=www-data", "--regid=www-data", "--init-groups", "--reset-env", *argv,
               check=False, **kwargs)
+
+
+def as_user(name, *argv, **kwargs):
+    """Runs argv as the account `name`, with a clean environment (as sudo -u would)."""
+    return sh("setpriv", f"--reuid={name}", f"--regid={name}", "--init-groups", "--reset-env", *argv, check=False, **kwargs)
+
+
+def refresh_mirrors():
+    return as_web_server(PREFIX / "hydra-cgi", "--refresh-mirrors")
+
+
+def notebook(text):
+    """A small valid notebook whose one markdown cell says `text`."""
+    import json
+    return json.dumps({"cells": [{"cell_type": "markdown", "id": "c0", "metadata": {}, "source": text}],
+                       "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
+
+
+class Upstream:
+    """A bare repository standing in for a course's upstream, with a work tree to change it."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.work = self.path.with_suffix(".work")
+
+    def git(self, *args):
+        return sh("git", "-C", self.work, "-c", "user.name=Teacher", "-c", "user.email=t@hydra.invalid", *args)
+
+    def create(self, files, branch="main"):
+        sh("rm", "-rf", "--one-file-system", self.path, self.work)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        sh("git", "init", "-q", "--bare", f"--initial-branch={branch}", self.path)
+        sh("git", "init", "-q", f"--initial-branch={branch}", self.work)
+        self.commit(files, message="initial")
+        return self
+
+    def commit(self, files, remove=(), message="update", push_args=()):
+        for name, content in files.items():
+            target = self.work / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content if isinstance(content, bytes) else content.encode())
+        for name in remove:
+            self.git("rm", "-q", "--", name)
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        branch = self.git("rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+        self.git("push", "-q", *push_args, str(self.path), f"HEAD:refs/heads/{branch}")
+        sh("chmod", "-R", "a+rX", self.path)
+        return self.git("rev-parse", "HEAD").stdout.strip()

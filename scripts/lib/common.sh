@@ -49,6 +49,11 @@ ensure_jupyter_env() {
     if [ "${HYDRA_OFFLINE:-}" != 1 ]; then
         "$HYDRA_JUPYTER_ENV/bin/pip" install -q --disable-pip-version-check "${HYDRA_JUPYTER_REQUIREMENTS[@]}"
     fi
+    # JupyterLab's "get notified about Jupyter news?" prompt, off for every user of the site.
+    install -d -m 0755 "$HYDRA_JUPYTER_ENV/share/jupyter/lab/settings"
+    cat >"$HYDRA_JUPYTER_ENV/share/jupyter/lab/settings/overrides.json" <<'JSON'
+{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}
+JSON
     chmod -R a+rX "$HYDRA_JUPYTER_ENV"
 }
 

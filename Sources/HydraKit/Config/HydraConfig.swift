@@ -49,8 +49,8 @@ public struct HydraConfig: Sendable, Equatable {
         public var pythonEnv: String
         /// The command, first element looked up in `<python_env>/bin` unless absolute.
         public var command: [String]
-        public var idleTimeoutMinutes: Int
-        public var kernelIdleTimeoutMinutes: Int
+        public var idleTimeoutSeconds: Int
+        public var kernelIdleTimeoutSeconds: Int
         public var startTimeoutSeconds: Int
         public var maxConcurrentStarts: Int
         public var logMaxBytes: Int
@@ -185,8 +185,8 @@ public struct HydraConfig: Sendable, Equatable {
             runtimeDir: try server.absolutePath("runtime_dir", default: "/run/hydra"),
             pythonEnv: try server.absolutePath("python_env", default: "/opt/hydra/jupyter"),
             command: try server.strings("command", default: ["jupyter-lab"]),
-            idleTimeoutMinutes: try server.int("idle_timeout_minutes", default: 120, in: 0...100_000),
-            kernelIdleTimeoutMinutes: try server.int("kernel_idle_timeout_minutes", default: 60, in: 0...100_000),
+            idleTimeoutSeconds: try server.int("idle_timeout_seconds", default: 7200, in: 0...10_000_000),
+            kernelIdleTimeoutSeconds: try server.int("kernel_idle_timeout_seconds", default: 3600, in: 0...10_000_000),
             startTimeoutSeconds: try server.int("start_timeout_seconds", default: 60, in: 1...3600),
             maxConcurrentStarts: try server.int("max_concurrent_starts", default: 4, in: 1...1000),
             logMaxBytes: try server.int("log_max_bytes", default: 1 << 20, in: 4096...(1 << 30)))
@@ -237,7 +237,7 @@ public struct HydraConfig: Sendable, Equatable {
     }
 
     /// A relative path that stays inside its parent: no leading '/', no '..' or '.' parts, no NUL.
-    static func isPlainRelativePath(_ path: String) -> Bool {
+    public static func isPlainRelativePath(_ path: String) -> Bool {
         !path.isEmpty && !path.hasPrefix("/") && !path.utf8.contains(0)
             && path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty && $0 != ".." && $0 != "." }
     }

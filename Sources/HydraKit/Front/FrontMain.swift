@@ -3,6 +3,29 @@ import Logging
 
 /// hydra-cgi's body: load the configuration, then answer requests as FastCGI or CGI.
 public enum FrontMain {
+    /// `hydra-cgi --refresh-mirrors`: every course mirror fetched if stale.
+    public static func refreshMirrors(configPath: String?, logger: Logger) -> ExitStatus {
+        do {
+            let path = try HydraConfig.path(option: configPath, environment: ProcessInfo.processInfo.environment)
+            let config = try HydraConfig.load(path: path)
+            var worst = ExitStatus.done
+            for course in config.courses {
+                let mirror = Mirror(config: config, course: course)
+                do {
+                    let outcome = try mirror.refreshIfStale()
+                    logger.info("mirror \(mirror.path) of \(course.repo): \(outcome.rawValue)")
+                } catch {
+                    logger.error("mirror \(mirror.path) of \(course.repo): \(error)")
+                    worst = .temporaryFailure
+                }
+            }
+            return worst
+        } catch {
+            logger.critical("cannot refresh mirrors: \(error.description)")
+            return error.exitStatus
+        }
+    }
+
     public static func run(socket: String?, workers: Int, configPath: String?, logger: Logger) -> ExitStatus {
         let config: HydraConfig
         do {

@@ -12,11 +12,12 @@ public struct LaunchCheck: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey { case user, uid, ready, runtimeDir = "runtime_dir" }
 
-    public static func run(config: HydraConfig) throws -> LaunchCheck {
-        let identity = try LaunchIdentity.current(config: config)
+    public init(config: HydraConfig, identity: LaunchIdentity) {
         let runtime = RuntimeDirectory(base: config.server.runtimeDir)
         let webGID = UserDatabase.group(named: config.site.webServerGroup)?.gid ?? UInt32.max
-        return LaunchCheck(user: identity.name.value, uid: identity.account.uid, runtimeDir: runtime.path(for: identity.name),
-                           ready: runtime.isReady(for: identity.name, uid: identity.account.uid, webGID: webGID))
+        user = identity.name.value
+        uid = identity.account.uid
+        runtimeDir = runtime.path(for: identity.name)
+        ready = runtime.isReady(for: identity.name, uid: identity.account.uid, webGID: webGID)
     }
 }

@@ -59,6 +59,75 @@ public final class DirectoryHandle {
         if unlinkat(fd, name, 0) != 0, errno != ENOENT { throw SystemError("removing", "\(path)/\(name)") }
     }
 
+    /// What is at `name`, read without following a link.
+    public enum Entry: Equatable {
+        case missing
+        /// A directory, link, socket, ...: not a file hydra may treat as content.
+        case other
+        case file([UInt8])
+    }
+
+    public func readEntry(_ name: String, maxBytes: Int = 1 << 30) throws(SystemError) -> Entry {
+        let file = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        if file < 0 {
+            switch errno {
+            case ENOENT: return .missing
+            case ELOOP, ENOTDIR, EISDIR, ENXIO: return .other
+            default: throw SystemError("opening", "\(path)/\(name)")
+            }
+        }
+        defer { close(file) }
+        var info = stat()
+        guard fstat(file, &info) == 0 else { throw SystemError("stat", "\(path)/\(name)") }
+        guard info.st_mode & S_IFMT == S_IFREG else { return .other }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { Glibc.read(file, $0.baseAddress! + offset, $0.count - offset) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw SystemError("reading", "\(path)/\(name)") }
+            if count == 0 { break }
+            offset += count
+        }
+        return .file(Array(bytes.prefix(offset)))
+    }
+
+    /// Writes `bytes` to `name` atomically: a temporary file in `staging` (same file system),
+    /// then a rename over the target. A reader sees the old file or the new one, never half.
+    public func writeAtomically(_ name: String, _ bytes: [UInt8], staging: DirectoryHandle, mode: mode_t = 0o644) throws(SystemError) {
+        let temporary = "write-\(getpid())"
+        let file = openat(staging.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard file >= 0 else { throw SystemError("creating", "\(staging.path)/\(temporary)") }
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(file, $0.baseAddress! + offset, $0.count - offset) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else {
+                let code = errno
+                close(file)
+                unlinkat(staging.fd, temporary, 0)
+                throw SystemError("writing", "\(path)/\(name)", errno: code)
+            }
+            offset += count
+        }
+        close(file)
+        guard renameat(staging.fd, temporary, fd, name) == 0 else {
+            let code = errno
+            unlinkat(staging.fd, temporary, 0)
+            throw SystemError("renaming into", "\(path)/\(name)", errno: code)
+        }
+    }
+
+    /// Removes every entry of this directory that is not a directory (for a staging folder).
+    public func removeAllFiles() {
+        guard let stream = fdopendir(dup(fd)) else { return }
+        defer { closedir(stream) }
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if name != "." && name != ".." { unlinkat(fd, name, 0) }
+        }
+    }
+
     public func setOwner(uid: UInt32, gid: UInt32, mode: mode_t) throws(SystemError) {
         guard fchown(fd, uid, gid) == 0 else { throw SystemError("changing the owner of", path) }
         guard fchmod(fd, mode) == 0 else { throw SystemError("changing the mode of", path) }

@@ -77,6 +77,40 @@ public enum ProcessRunner {
         return collect(pid: pid, stdin: stdinPipe[1], stdout: stdoutPipe[0], stderr: stderrPipe[0], options: options)
     }
 
+    /// Starts a long-running program detached from its caller: a session and process group of
+    /// its own, stdin from /dev/null, stdout and stderr appended to `logPath` (created 0600),
+    /// no other descriptor. Returns its PID; the caller may exit, the program goes on.
+    public static func spawnDetached(_ executable: String, _ arguments: [String], environment: [String: String],
+                                     workingDirectory: String, logPath: String) throws(SystemError) -> pid_t {
+        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard log >= 0 else { throw SystemError("opening the server log", logPath) }
+        defer { close(log) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, log, 1)
+        posix_spawn_file_actions_adddup2(&actions, log, 2)
+        hydra_spawn_add_closefrom(&actions, 3)
+        hydra_spawn_add_chdir(&actions, workingDirectory)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaultSignals = sigset_t(), emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        sigfillset(&defaultSignals)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+        posix_spawnattr_setflags(&attributes, Int16(Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | Int32(hydra_spawn_setsid_flag)))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.sorted(by: { $0.key < $1.key }).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in argv + envp { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard result == 0 else { throw SystemError("starting", executable, errno: result) }
+        return pid
+    }
+
     private static func collect(pid: pid_t, stdin: Int32, stdout: Int32, stderr: Int32, options: Options) -> ProcessResult {
         var input = options.input ?? []
         var inputFD: Int32 = stdin

@@ -1,0 +1,73 @@
+import Foundation
+
+/// The Jupyter Server configuration hydra owns: one Python file per home, the same for every
+/// user of a site; the per-user values (name, socket, token) come from the environment at start.
+/// Verified against Jupyter Server 2.21 behind Apache (docs/research/jupyter-behind-apache.md).
+public struct JupyterSettings: Sendable {
+    public let config: HydraConfig
+
+    public init(config: HydraConfig) {
+        self.config = config
+    }
+
+    /// The site's host name, which Jupyter must accept in Host and Origin (Apache preserves it).
+    public var publicHost: String { URL(string: config.site.publicURL)?.host ?? "localhost" }
+    var isHTTPS: Bool { config.site.publicURL.lowercased().hasPrefix("https:") }
+
+    public var fileContents: String {
+        let kernelIdle = config.server.kernelIdleTimeoutSeconds
+        return """
+            # Written by hydra's ipynb-launch from /etc/hydra/hydra.toml; it is rewritten when that
+            # changes, so edit the site's configuration, not this file.
+            import os
+
+            from jupyter_server.auth.decorator import allow_unauthenticated
+            from jupyter_server.auth.logout import LogoutHandler
+
+            c = get_config()  # noqa: F821
+            user = os.environ["HYDRA_USER"]
+
+            # Only a Unix socket in the user's runtime directory (group: the web server; 0660).
+            c.ServerApp.sock = os.environ["HYDRA_SOCK"]
+            c.ServerApp.sock_mode = "0660"
+            c.ServerApp.base_url = f"/user/{user}/"
+            c.ServerApp.root_dir = os.environ["HOME"]
+            c.ServerApp.open_browser = False
+            # Apache keeps the site's Host header: accept it, keep the Host and Origin checks on.
+            c.ServerApp.local_hostnames = ["localhost", \(pythonString(publicHost))]
+            c.ServerApp.disable_check_xsrf = False
+            c.ServerApp.jpserver_extensions = {"jupyter_lsp": False}
+            # Idle shutdown and kernel culling: Jupyter's own.
+            c.ServerApp.shutdown_no_activity_timeout = \(config.server.idleTimeoutSeconds)
+            c.MappingKernelManager.cull_idle_timeout = \(kernelIdle)
+            c.MappingKernelManager.cull_interval = \(max(1, min(300, kernelIdle == 0 ? 300 : kernelIdle)))
+            c.MappingKernelManager.cull_connected = True
+            # Kernel channels over IPC files in the runtime directory, not loopback TCP ports.
+            c.KernelManager.transport = "ipc"
+            c.PasswordIdentityProvider.allow_password_change = False
+            c.IdentityProvider.cookie_name = "hydra-jupyter"
+            c.IdentityProvider.secure_cookie = \(isHTTPS ? "True" : "False")
+            # A new secret at every start: old login cookies die with the server.
+            c.ServerApp.cookie_secret = os.urandom(32)
+            # The token: from the environment, removed so kernels and terminals do not inherit it.
+            c.IdentityProvider.token = os.environ.pop("HYDRA_TOKEN")
+
+
+            class HydraLogoutHandler(LogoutHandler):
+                \"\"\"Logging out leads back to the site's front, which can log the user in again.\"\"\"
+
+                @allow_unauthenticated
+                def get(self):
+                    self.identity_provider.clear_login_cookie(self)
+                    self.redirect("/?logged_out=1")
+
+
+            c.IdentityProvider.logout_handler_class = HydraLogoutHandler
+
+            """
+    }
+
+    private func pythonString(_ value: String) -> String {
+        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}

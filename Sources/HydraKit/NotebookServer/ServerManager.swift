@@ -1,0 +1,224 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `ipynb-launch start --json` prints for the front: where the server is and its token.
+public struct LaunchReport: Sendable, Encodable {
+    public let user: String
+    public let socket: String
+    public let baseURL: String
+    public let token: String
+    public let outcome: String
+    public let pid: Int32
+    public let seconds: Double
+    public let sync: [SyncReport]
+
+    enum CodingKeys: String, CodingKey {
+        case user, socket, token, outcome, pid, seconds, sync
+        case baseURL = "base_url"
+    }
+}
+
+/// What `status` and `stop` print (never the token).
+public struct ServerStatus: Sendable, Encodable {
+    public let user: String
+    public let running: Bool
+    public let pid: Int32?
+    public let socket: String
+    public let started: String?
+    public let lastActivity: String?
+    public let kernels: Int?
+    public let memoryBytes: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case user, running, pid, socket, started, kernels
+        case lastActivity = "last_activity", memoryBytes = "memory_bytes"
+    }
+}
+
+/// One user's notebook server: start or reuse it, report on it, stop it. Runs as the user.
+/// Everything happens under the user's lock in the runtime directory, so any number of
+/// simultaneous visits end with one server.
+public struct ServerManager: Sendable {
+    public let config: HydraConfig
+    public let identity: LaunchIdentity
+    public let runtimeDir: String
+
+    public init(config: HydraConfig, identity: LaunchIdentity) {
+        self.config = config
+        self.identity = identity
+        self.runtimeDir = RuntimeDirectory(base: config.server.runtimeDir).path(for: identity.name)
+    }
+
+    public var socketPath: String { "\(runtimeDir)/jupyter.sock" }
+    public var baseURL: String { "/user/\(identity.name.value)/" }
+    var logPath: String { "\(runtimeDir)/server.log" }
+    var home: HomeSetup { HomeSetup(config: config, account: identity.account) }
+    /// Every server hydra starts for this user carries this in its command line.
+    var marker: String { "--config=\(home.jupyterConfigPath)" }
+
+    /// The runtime directory exactly as addldapuser left it, or a refusal: a directory someone
+    /// else controls could hold a socket that is not this user's server.
+    func openRuntimeDir() throws -> DirectoryHandle {
+        let webGID = UserDatabase.group(named: config.site.webServerGroup)?.gid ?? UInt32.max
+        guard RuntimeDirectory(base: config.server.runtimeDir).isReady(for: identity.name, uid: identity.account.uid, webGID: webGID) else {
+            throw StepFailure("\(runtimeDir) is missing or not owned by \(identity.name) with group \(config.site.webServerGroup) and mode 2750; run addldapuser \(identity.name) as root", status: .refused)
+        }
+        return try DirectoryHandle.open(runtimeDir)
+    }
+
+    public func start() throws -> LaunchReport {
+        let started = monotonicSeconds()
+        let runtime = try openRuntimeDir()
+        let lock = try FileLock("lock", in: runtime)
+        defer { withExtendedLifetime(lock) {} }
+
+        try home.prepare()
+        let sync = home.syncCourses()
+        if let record = readRecord(runtime), isServing(record) {
+            return report(record, outcome: "reused", since: started, sync: sync)
+        }
+        try cleanUp(runtime)
+        let record = try launch(runtime)
+        try waitUntilServing(record)
+        return report(record, outcome: "started", since: started, sync: sync)
+    }
+
+    public func status() throws -> ServerStatus {
+        let runtime = try openRuntimeDir()
+        guard let record = readRecord(runtime), isServing(record),
+              let answer = probe(record, path: "api/status") else {
+            return ServerStatus(user: identity.name.value, running: false, pid: nil, socket: socketPath, started: nil,
+                                lastActivity: nil, kernels: nil, memoryBytes: nil)
+        }
+        let info = (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8))) as? [String: Any]
+        return ServerStatus(user: identity.name.value, running: true, pid: record.pid, socket: socketPath,
+                            started: info?["started"] as? String, lastActivity: info?["last_activity"] as? String,
+                            kernels: info?["kernels"] as? Int, memoryBytes: UserProcesses.groupRSS(record.pid))
+    }
+
+    /// Stops the server: SIGTERM to its process group, SIGKILL after 10 s. Returns whether one ran.
+    @discardableResult
+    public func stop() throws -> Bool {
+        let runtime = try openRuntimeDir()
+        let lock = try FileLock("lock", in: runtime)
+        defer { withExtendedLifetime(lock) {} }
+        let wasRunning = readRecord(runtime).map { UserProcesses.isAlive($0.pid) } ?? false
+        try cleanUp(runtime)
+        return wasRunning
+    }
+
+    // MARK: the steps
+
+    func readRecord(_ runtime: DirectoryHandle) -> ServerRecord? {
+        guard case .file(let bytes) = try? runtime.readEntry("server.json", maxBytes: 4096) else { return nil }
+        return try? JSONDecoder().decode(ServerRecord.self, from: Data(bytes))
+    }
+
+    /// This user's own server, answering an authenticated probe on a socket this user owns.
+    func isServing(_ record: ServerRecord) -> Bool {
+        guard UserProcesses.isAlive(record.pid), UserProcesses.realUID(of: record.pid) == identity.account.uid,
+              UserProcesses.commandLine(of: record.pid).contains(marker) else { return false }
+        return probe(record, path: "api/status")?.status == 200
+    }
+
+    /// The token goes only to a socket this user owns, in the directory checked above.
+    func probe(_ record: ServerRecord, path: String) -> SocketProbe.Answer? {
+        var info = stat()
+        guard lstat(socketPath, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK, info.st_uid == identity.account.uid else {
+            return nil
+        }
+        return SocketProbe.get(socketPath: socketPath, path: baseURL + path, host: "localhost", token: record.token, timeoutSeconds: 5)
+    }
+
+    /// Ends every server process of this user that hydra started (including one half-started
+    /// by a killed ipynb-launch that never wrote its record), then removes the socket and record.
+    func cleanUp(_ runtime: DirectoryHandle) throws {
+        let uid = identity.account.uid
+        var leaders = Set(UserProcesses.matching(uid: uid, marker: marker))
+        if let record = readRecord(runtime), UserProcesses.realUID(of: record.pid) == uid,
+           UserProcesses.commandLine(of: record.pid).contains(marker) {
+            leaders.insert(record.pid)
+        }
+        for pid in leaders {
+            kill(-pid, SIGTERM)
+            kill(pid, SIGTERM)
+        }
+        let deadline = monotonicSeconds() + 10
+        while leaders.contains(where: UserProcesses.isAlive), monotonicSeconds() < deadline { usleep(50_000) }
+        for pid in leaders {
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+        }
+        while leaders.contains(where: UserProcesses.isAlive), monotonicSeconds() < deadline + 5 { usleep(20_000) }
+        try runtime.removeEntry("jupyter.sock")
+        try runtime.removeEntry("server.json")
+    }
+
+    func launch(_ runtime: DirectoryHandle) throws -> ServerRecord {
+        let jupyterRuntime = try runtime.subdirectory("jupyter", createMode: 0o700)
+        _ = try jupyterRuntime.status()
+        rotateLog()
+        var command = config.server.command
+        if !command[0].hasPrefix("/") { command[0] = "\(config.server.pythonEnv)/bin/\(command[0])" }
+        let account = identity.account
+        let environment = [
+            "HOME": account.home, "USER": account.name, "LOGNAME": account.name, "SHELL": account.shell,
+            "PATH": "\(config.server.pythonEnv)/bin:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+            "HYDRA_USER": account.name, "HYDRA_SOCK": socketPath, "JUPYTER_RUNTIME_DIR": "\(runtimeDir)/jupyter",
+        ]
+        let token = Secret.hexToken()
+        // Files the server creates are the user's alone (homes stay private).
+        let previousMask = umask(0o077)
+        defer { umask(previousMask) }
+        let pid = try ProcessRunner.spawnDetached(
+            command[0], Array(command.dropFirst()) + [marker], environment: environment.merging(["HYDRA_TOKEN": token]) { $1 },
+            workingDirectory: account.home, logPath: logPath)
+        let record = ServerRecord(pid: pid, token: token, started: Date().timeIntervalSince1970)
+        let data = try JSONEncoder().encode(record)
+        try runtime.writeAtomically("server.json", Array(data), staging: runtime, mode: 0o600)
+        return record
+    }
+
+    /// Returns once the server answers an authenticated request; no fixed sleep.
+    func waitUntilServing(_ record: ServerRecord) throws {
+        let deadline = monotonicSeconds() + Double(config.server.startTimeoutSeconds)
+        while monotonicSeconds() < deadline {
+            var status: Int32 = 0
+            if waitpid(record.pid, &status, WNOHANG) == record.pid {
+                throw StepFailure("the notebook server exited during start-up (status \(status)); its log ends:\n\(logTail())")
+            }
+            if probe(record, path: "api/status")?.status == 200 { return }
+            usleep(25_000)
+        }
+        kill(-record.pid, SIGKILL)
+        throw StepFailure("the notebook server did not answer within \(config.server.startTimeoutSeconds) s; its log ends:\n\(logTail())",
+                          status: .temporaryFailure)
+    }
+
+    /// Keeps the log under `server.log_max_bytes`: the previous one becomes server.log.1.
+    func rotateLog() {
+        var info = stat()
+        if lstat(logPath, &info) == 0, Int(info.st_size) > config.server.logMaxBytes / 2 {
+            rename(logPath, logPath + ".1")
+        }
+    }
+
+    func logTail(lines: Int = 15) -> String {
+        guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return "(no log)" }
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    func report(_ record: ServerRecord, outcome: String, since started: Double, sync: [SyncReport]) -> LaunchReport {
+        LaunchReport(user: identity.name.value, socket: socketPath, baseURL: baseURL, token: record.token, outcome: outcome,
+                     pid: record.pid, seconds: (monotonicSeconds() - started).rounded(toPlaces: 3), sync: sync)
+    }
+}
+
+extension Double {
+    func rounded(toPlaces places: Int) -> Double {
+        let factor = pow(10, Double(places))
+        return (self * factor).rounded() / factor
+    }
+}

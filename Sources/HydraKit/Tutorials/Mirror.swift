@@ -1,0 +1,58 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The shared, read-only mirror of a course repository, fetched by the web server's account at
+/// most once per `sync.fetch_interval_seconds` for everybody; users' syncs read it locally.
+public struct Mirror: Sendable {
+    public let config: HydraConfig
+    public let course: HydraConfig.Course
+
+    public init(config: HydraConfig, course: HydraConfig.Course) {
+        self.config = config
+        self.course = course
+    }
+
+    /// `<mirror_dir>/<first 16 hex digits of sha1(repo URL)>.git`
+    public var path: String {
+        "\(config.sync.mirrorDir)/\(GitBlobID.of(Array(course.repo.utf8)).prefix(16)).git"
+    }
+
+    public var exists: Bool { FileManager.default.fileExists(atPath: "\(path)/HEAD") }
+
+    /// Where a user's sync reads from: the mirror when it exists, else the upstream itself.
+    public var syncSource: TutorialSync.Source {
+        .init(url: exists ? path : course.repo, branch: course.branch)
+    }
+
+    public enum Outcome: String, Sendable, Encodable { case fresh, fetched, busy }
+
+    /// Fetches when the last fetch is older than the interval. Another process already fetching
+    /// means `.busy`: the caller goes on with the mirror as it is, and upstream is asked once.
+    @discardableResult
+    public func refreshIfStale(now: Date = Date()) throws -> Outcome {
+        let stamp = "\(path).fetched"
+        if let modified = try? FileManager.default.attributesOfItem(atPath: stamp)[.modificationDate] as? Date,
+           now.timeIntervalSince(modified) < Double(config.sync.fetchIntervalSeconds), exists {
+            return .fresh
+        }
+        let directory = try DirectoryHandle.open(config.sync.mirrorDir, createMode: 0o755)
+        let lock: FileLock
+        do {
+            lock = try FileLock(".\(URL(fileURLWithPath: path).lastPathComponent).lock", in: directory, mode: 0o644, wait: false)
+        } catch {
+            return .busy
+        }
+        defer { withExtendedLifetime(lock) {} }
+        let git = Git(gitDir: path, timeoutSeconds: Double(config.sync.fetchTimeoutSeconds))
+        if !exists {
+            _ = try? ProcessRunner.run("/bin/rm", ["-rf", "--one-file-system", "--", path])
+            try git.run(["init", "--quiet", "--bare"])
+        }
+        try git.run(["fetch", "--quiet", "--prune", "--no-tags", "--depth=1", "--", course.repo, "+refs/heads/*:refs/heads/*"])
+        // The stamp's modification time is the time of the last successful fetch.
+        guard FileManager.default.createFile(atPath: stamp, contents: nil) else { throw SystemError("writing", stamp) }
+        return .fetched
+    }
+}

@@ -1,0 +1,234 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What one sync did, for ipynb-launch's JSON and its log line. Paths are relative to the folder.
+public struct SyncReport: Sendable, Encodable, Equatable {
+    public var folder: String
+    public var repo: String
+    public var branch: String
+    public var commit: String?
+    /// Files the user had not changed, now at upstream's new version.
+    public var updated: [String] = []
+    public var added: [String] = []
+    /// Files upstream removed that the user had not changed.
+    public var removed: [String] = []
+    /// Files the user changed (or created), left byte-identical although upstream changed them.
+    public var kept: [String] = []
+    /// `NAME.upstream.EXT` files written beside kept files.
+    public var upstreamCopies: [String] = []
+    /// Files the user deleted, delivered again.
+    public var restored: [String] = []
+    /// Paths that could not be written (a folder or link of the user's in the way).
+    public var blocked: [String] = []
+    /// Why the upstream could not be fetched (the files already there stay as they are).
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case folder, repo, branch, commit, updated, added, removed, kept, restored, blocked, error
+        case upstreamCopies = "upstream_copies"
+    }
+
+    public var summary: String {
+        let counts = [("updated", updated), ("added", added), ("removed", removed), ("kept", kept),
+                      ("upstream copies", upstreamCopies), ("restored", restored), ("blocked", blocked)]
+            .filter { !$0.1.isEmpty }.map { "\($0.1.count) \($0.0)" }
+        let what = counts.isEmpty ? "up to date" : counts.joined(separator: ", ")
+        return "\(folder): \(what)" + (error.map { " (fetch failed: \($0))" } ?? "")
+    }
+}
+
+/// Keeps one folder of the user's home in step with one branch of a repository, by hydra's rule:
+/// - a file the user never changed follows upstream (updated, added, removed);
+/// - a file the user changed or created stays byte-identical; when upstream changed it too,
+///   upstream's version is written beside it as `NAME.upstream.EXT`;
+/// - a file the user deleted comes back (when `restoreDeleted`).
+/// "Changed" means: different from what hydra last delivered. hydra's git directory lives
+/// outside the folder (`~/.hydra/sync/...`) with two refs of its own: `refs/hydra/upstream`
+/// (last fetched) and `refs/hydra/delivered` (last fully written). A sync that is killed
+/// leaves `refs/hydra/delivering`, so the next run recognises the files it already wrote.
+public struct TutorialSync: Sendable {
+    public struct Source: Sendable {
+        public var url: String
+        public var branch: String
+        /// `-c` settings for reading it (safe.directory for a mirror owned by the web server).
+        public var gitSettings: [String]
+        public init(url: String, branch: String, gitSettings: [String] = []) {
+            self.url = url
+            self.branch = branch
+            self.gitSettings = gitSettings
+        }
+    }
+
+    public let home: String
+    public let folder: String
+    public let source: Source
+    public let stateDir: String
+    public let restoreDeleted: Bool
+    public let fetchTimeoutSeconds: Double
+
+    public init(home: String, folder: String, source: Source, stateDir: String, restoreDeleted: Bool, fetchTimeoutSeconds: Double) {
+        self.home = home
+        self.folder = folder
+        self.source = source
+        self.stateDir = stateDir
+        self.restoreDeleted = restoreDeleted
+        self.fetchTimeoutSeconds = fetchTimeoutSeconds
+    }
+
+    static let upstreamRef = "refs/hydra/upstream"
+    static let deliveredRef = "refs/hydra/delivered"
+    static let deliveringRef = "refs/hydra/delivering"
+
+    /// The git directory for this folder: one per folder, named after it.
+    var gitDir: String {
+        let name = folder.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? String($0) : "_" }.joined()
+        return "\(stateDir)/\(name).git"
+    }
+
+    public func run() throws -> SyncReport {
+        var report = SyncReport(folder: folder, repo: source.url, branch: source.branch)
+        let state = try DirectoryHandle.open(stateDir, createMode: 0o700)
+        let git = Git(gitDir: gitDir, timeoutSeconds: fetchTimeoutSeconds, settings: source.gitSettings)
+        try prepareGitDir(git, state: state)
+
+        do {
+            try git.run(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth=1", "--", source.url,
+                         "+refs/heads/\(source.branch):\(Self.upstreamRef)"])
+        } catch let failure as Git.Failure {
+            report.error = failure.description
+        }
+        guard let upstream = git.resolve(Self.upstreamRef) else {
+            report.error = report.error ?? "nothing fetched yet"
+            return report
+        }
+        report.commit = upstream
+        let delivered = git.resolve(Self.deliveredRef)
+        if delivered == upstream, git.resolve(Self.deliveringRef) == nil {
+            try restoreOnly(git: git, commit: upstream, report: &report)
+            return report
+        }
+
+        // Files a killed earlier sync may already have written count as delivered too.
+        let interrupted = try git.resolve(Self.deliveringRef).map { try git.files(of: $0) } ?? [:]
+        try git.run(["update-ref", Self.deliveringRef, upstream])
+        let upstreamFiles = try git.files(of: upstream)
+        let deliveredFiles = try delivered.map { try git.files(of: $0) } ?? [:]
+        let staging = try state.subdirectory("staging", createMode: 0o700)
+        staging.removeAllFiles()
+        let root = try DirectoryHandle.open(home).subdirectory(folder, createMode: 0o755)
+
+        for path in Set(upstreamFiles.keys).union(deliveredFiles.keys).union(interrupted.keys).sorted() where Self.isSafe(path) {
+            try apply(path: path, upstream: upstreamFiles[path], delivered: deliveredFiles[path], interrupted: interrupted[path],
+                      root: root, staging: staging, git: git, report: &report)
+        }
+        try git.run(["update-ref", Self.deliveredRef, upstream])
+        try git.run(["update-ref", "-d", Self.deliveringRef])
+        return report
+    }
+
+    /// A git directory of hydra's own; a broken one (a clone killed half-way) is made anew:
+    /// losing it only means every file counts as the user's, which never loses an edit.
+    private func prepareGitDir(_ git: Git, state: DirectoryHandle) throws {
+        let valid = (try? git.run(["rev-parse", "--git-dir"])) != nil
+        if !valid {
+            _ = try? ProcessRunner.run("/bin/rm", ["-rf", "--one-file-system", "--", gitDir])
+            try git.run(["init", "--quiet", "--bare"])
+        }
+        // Lock files left by a killed git: nothing else uses this directory while we hold the user's lock.
+        for lock in ["shallow.lock", "config.lock", "packed-refs.lock", "HEAD.lock", "index.lock"] {
+            unlink("\(gitDir)/\(lock)")
+        }
+        _ = try? ProcessRunner.run("/usr/bin/find", [gitDir + "/refs", "-name", "*.lock", "-type", "f", "-delete"])
+    }
+
+    /// Nothing new upstream: only bring back files the user deleted.
+    private func restoreOnly(git: Git, commit: String, report: inout SyncReport) throws {
+        guard restoreDeleted else { return }
+        let files = try git.files(of: commit)
+        var missing: [String] = []
+        for path in files.keys.sorted() where Self.isSafe(path) {
+            var info = stat()
+            if lstat("\(home)/\(folder)/\(path)", &info) != 0 && errno == ENOENT { missing.append(path) }
+        }
+        guard !missing.isEmpty else { return }
+        let state = try DirectoryHandle.open(stateDir)
+        let staging = try state.subdirectory("staging", createMode: 0o700)
+        let root = try DirectoryHandle.open(home).subdirectory(folder, createMode: 0o755)
+        for path in missing {
+            try apply(path: path, upstream: files[path], delivered: files[path], interrupted: nil,
+                      root: root, staging: staging, git: git, report: &report)
+        }
+    }
+
+    private func apply(path: String, upstream: String?, delivered: String?, interrupted: String?,
+                       root: DirectoryHandle, staging: DirectoryHandle, git: Git, report: inout SyncReport) throws {
+        let parts = path.split(separator: "/").map(String.init)
+        let name = parts.last!
+        // The folder that holds the file; a link or file of the user's in the way blocks it.
+        var directory = root
+        for part in parts.dropLast() {
+            guard let next = try? directory.subdirectory(part, createMode: upstream == nil ? nil : 0o755) else {
+                if upstream != nil { report.blocked.append(path) }
+                return
+            }
+            directory = next
+        }
+        let current = try directory.readEntry(name)
+        let currentID: String?
+        switch current {
+        case .missing: currentID = nil
+        case .file(let bytes): currentID = GitBlobID.of(bytes)
+        case .other:
+            if upstream != nil && upstream != delivered { report.blocked.append(path) }
+            return
+        }
+
+
+        if currentID == upstream { return }                       // already right
+        let untouched = currentID != nil && (currentID == delivered || currentID == interrupted)
+        if untouched {
+            if let upstream {
+                try directory.writeAtomically(name, try git.blob(upstream), staging: staging)
+                report.updated.append(path)
+            } else {
+                try directory.removeEntry(name)
+                report.removed.append(path)
+            }
+            return
+        }
+        guard let upstream else { return }  // upstream dropped a file that is the user's now: theirs
+        if currentID == nil {
+            if delivered == nil {
+                try directory.writeAtomically(name, try git.blob(upstream), staging: staging)
+                report.added.append(path)
+            } else if restoreDeleted {
+                // The user deleted a delivered file: bring it back (nothing of theirs to lose).
+                try directory.writeAtomically(name, try git.blob(upstream), staging: staging)
+                report.restored.append(path)
+            }
+            return
+        }
+        // The user's own version. If upstream changed the file too, put its version beside.
+        guard upstream != delivered else { return }
+        report.kept.append(path)
+        let copy = Self.upstreamCopyName(name)
+        if case .file(let existing) = try directory.readEntry(copy), GitBlobID.of(existing) == upstream { return }
+        try directory.writeAtomically(copy, try git.blob(upstream), staging: staging)
+        report.upstreamCopies.append((parts.dropLast() + [copy]).joined(separator: "/"))
+    }
+
+    /// "lesson1.ipynb" -> "lesson1.upstream.ipynb"; "Makefile" -> "Makefile.upstream".
+    public static func upstreamCopyName(_ name: String) -> String {
+        if let dot = name.lastIndex(of: "."), dot != name.startIndex {
+            return "\(name[..<dot]).upstream\(name[dot...])"
+        }
+        return "\(name).upstream"
+    }
+
+    /// A path git may hand us that stays inside the folder (no '..', no '.git').
+    static func isSafe(_ path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return !path.hasPrefix("/") && parts.allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." && $0 != ".git" }
+    }
+}
