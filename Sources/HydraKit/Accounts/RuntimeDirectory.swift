@@ -23,6 +23,22 @@ public struct RuntimeDirectory: Sendable {
             && info.st_mode & 0o7777 == Self.mode
     }
 
+    /// `<runtime_dir>/.front`: the front's own locks (who is starting, how many at once),
+    /// owned by root, group of the web server, 0770. Lives on /run, so it is made again
+    /// after a reboot by the first addldapuser call.
+    public static let frontDirectoryName = ".front"
+
+    private func prepareFrontDirectory(_ parent: DirectoryHandle, webGID: UInt32) throws(SystemError) {
+        if let existing = try parent.entryStatus(Self.frontDirectoryName), existing.st_mode & S_IFMT != S_IFDIR {
+            try parent.removeEntry(Self.frontDirectoryName)
+        }
+        let front = try parent.subdirectory(Self.frontDirectoryName, createMode: 0o770)
+        let info = try front.status()
+        if info.st_uid != 0 || info.st_gid != webGID || info.st_mode & 0o7777 != 0o770 {
+            try front.setOwner(uid: 0, gid: webGID, mode: 0o770)
+        }
+    }
+
     /// As root: creates it, or repairs owner and mode, replacing anything that is not a real
     /// directory (a planted symlink is removed, never followed). Returns what it changed.
     @discardableResult
@@ -33,6 +49,7 @@ public struct RuntimeDirectory: Sendable {
             throw SystemError("trusting", "\(base) (must be owned by root and not writable by others)", errno: EPERM)
         }
         var changes: [String] = []
+        try prepareFrontDirectory(parent, webGID: webGID)
         if let existing = try parent.entryStatus(name.value), existing.st_mode & S_IFMT != S_IFDIR {
             try parent.removeEntry(name.value)
             changes.append("removed a non-directory at \(path(for: name))")

@@ -1,31 +1,46 @@
 import Foundation
 import Logging
 
-/// The FastCGI front's routing: one request in, one response out. Runs as the web server's
-/// user; every name goes through the shared validation before anything else sees it.
+/// The FastCGI front: one request in, one response out. Runs as the web server's user; every
+/// name goes through the shared validation before anything else sees it. A visit to `/`:
+/// the account (addldapuser, only when the unprivileged check finds something missing), the
+/// server (ipynb-launch start, through the start gate), then the auto-login page.
 public struct Front: Sendable {
     public let config: HydraConfig
     public let pages = Pages()
     public let logger: Logger
+    public let helpers: HelperCalls
+    public let gate: StartGate
+    public let policy: AccountPolicy
 
-    public init(config: HydraConfig, logger: Logger) {
+    public init(config: HydraConfig, logger: Logger, helpers: HelperCalls? = nil) {
         self.config = config
         self.logger = logger
+        self.helpers = helpers ?? HelperCalls(config: config)
+        self.gate = StartGate(config: config)
+        self.policy = AccountPolicy(config: config)
     }
 
     public func handle(_ request: FrontRequest) -> FrontResponse {
         switch request.path {
         case "/hydra/health":
-            return .json(200, #"{"status":"ok","service":"hydra-cgi"}"# + "\n")
-        case "/", "/hydra/whoami":
-            return whoami(request)
+            return health()
+        case "/hydra/whoami":
+            return withUser(request) { name, remoteUser in
+                page(200, "whoami", title: "hydra: \(name)", values: ["name": name.value, "remoteUser": remoteUser])
+            }
+        case "/":
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return page(405, "not-found", title: "Not allowed")
+            }
+            return withUser(request) { name, _ in visit(request, name: name) }
         default:
             return page(404, "not-found", title: "Not found")
         }
     }
 
-    /// Who Apache says the visitor is, after realm stripping and validation.
-    func whoami(_ request: FrontRequest) -> FrontResponse {
+    /// REMOTE_USER, realm-stripped and validated, or the page that says why not.
+    func withUser(_ request: FrontRequest, _ body: (UserName, String) -> FrontResponse) -> FrontResponse {
         guard let remoteUser = request.remoteUser else {
             let incident = Secret.hexToken(byteCount: 4)
             logger.error("no REMOTE_USER: the site's authentication is not configured", metadata: ["incident": "\(incident)", "path": "\(LogSafe.quote(request.path))"])
@@ -33,19 +48,138 @@ public struct Front: Sendable {
         }
         do {
             let name = try RemoteUser.userName(from: remoteUser, realm: config.site.kerberosRealm, extraPattern: config.accounts.namePattern)
-            var values: [String: Any] = ["name": name.value, "remoteUser": remoteUser]
-            if request.path == "/" {
-                values["note"] = "This hydra build does not start notebook servers yet (see the project's open issues)."
-            }
-            return page(200, "whoami", title: "hydra: \(name.value)", values: values)
+            return body(name, remoteUser)
         } catch {
             logger.warning("refused REMOTE_USER: \(error.description)")
             return page(400, "bad-name", title: "Invalid account name", values: ["remoteUser": remoteUser, "reason": error.reason])
         }
     }
 
-    func page(_ status: Int, _ template: String, title: String, values: [String: Any] = [:]) -> FrontResponse {
+    func visit(_ request: FrontRequest, name: UserName) -> FrontResponse {
+        let started = monotonicSeconds()
+        if request.queryValue("logged_out") != nil {
+            return page(200, "logged-out", title: "Logged out", values: ["name": name.value])
+        }
+        let next = safeNext(request.queryValue("next"), for: name)
+        do {
+            // The account policy's unprivileged checks first: root, system and privileged
+            // accounts are refused here, without even a sudo call.
+            try policy.checkName(name)
+            if let account = UserDatabase.user(named: name.value) { try policy.checkExisting(account, name: name) }
+            if !isAccountReady(name) {
+                let outcome = try helpers.addLDAPUser(name)
+                if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
+            }
+            let runtime = RuntimeDirectory(base: config.server.runtimeDir)
+            var held: [FileLock] = []
+            if !SocketProbe.isListening("\(runtime.path(for: name))/jupyter.sock") {
+                switch try gate.admit(name) {
+                case .admitted(let user, let slot):
+                    held = [user, slot]
+                case .alreadyStarting:
+                    return startingPage(name, reason: "Your notebook server is starting.")
+                case .full:
+                    logger.info("start deferred: \(gate.slots) servers are starting", metadata: ["user": "\(name)"])
+                    return startingPage(name, reason: "Many notebook servers are starting right now; yours is next.")
+                }
+            }
+            refreshMirrors()
+            let outcome = try withExtendedLifetime(held) { try helpers.startServer(name) }
+            if let failure = failurePage(for: outcome, name: name, action: "ipynb-launch start") { return failure }
+            guard let answer = outcome.decode(HelperCalls.StartAnswer.self), answer.token.count >= 32 else {
+                return incident(name, "ipynb-launch start gave no usable answer: \(outcome.message)")
+            }
+            logger.info("visit: \(answer.outcome) server", metadata: [
+                "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))", "start_ms": "\(Int(outcome.seconds * 1000))"])
+            return autoLogin(name, token: answer.token, next: next, https: request.isHTTPS)
+        } catch let refusal as AccountRefusal {
+            logger.warning("visit refused: \(refusal)", metadata: ["user": "\(name)"])
+            return page(403, "forbidden", title: "Not available for this account", values: ["name": name.value])
+        } catch {
+            return incident(name, "\(error)")
+        }
+    }
+
+    /// Whether the account is ready, judged without privilege: it exists, is in the hydra
+    /// group, and its runtime directory and the front's lock folder are as addldapuser leaves them.
+    func isAccountReady(_ name: UserName) -> Bool {
+        guard let account = UserDatabase.user(named: name.value),
+              let webGroup = UserDatabase.group(named: config.site.webServerGroup),
+              UserDatabase.groupNames(of: account).contains(config.accounts.group) else { return false }
+        var info = stat()
+        return RuntimeDirectory(base: config.server.runtimeDir).isReady(for: name, uid: account.uid, webGID: webGroup.gid)
+            && stat(gate.directory, &info) == 0
+    }
+
+    /// The course mirrors, fetched when stale by whichever visit comes first; never fatal.
+    func refreshMirrors() {
+        for course in config.courses {
+            do { try Mirror(config: config, course: course).refreshIfStale() } catch {
+                logger.warning("mirror of \(course.repo) not refreshed: \(error)")
+            }
+        }
+    }
+
+    /// A page a person understands for a helper that failed, or nil when it succeeded.
+    func failurePage(for outcome: HelperCalls.Outcome, name: UserName, action: String) -> FrontResponse? {
+        switch outcome.exitStatus {
+        case .done?, .alreadyFine?:
+            return nil
+        case .refused?, .invalidName?:
+            logger.warning("\(action) refused: \(outcome.message)", metadata: ["user": "\(name)"])
+            return page(403, "forbidden", title: "Not available for this account", values: ["name": name.value])
+        case .ldapUnavailable?, .temporaryFailure?:
+            logger.error("\(action) could not finish: \(outcome.message)", metadata: ["user": "\(name)"])
+            return page(503, "busy", title: "Please try again shortly", extraHeaders: [("Retry-After", "30")])
+        default:
+            return incident(name, "\(action) exited \(outcome.status): \(outcome.message)")
+        }
+    }
+
+    func incident(_ name: UserName, _ detail: String) -> FrontResponse {
+        let id = Secret.hexToken(byteCount: 4)
+        logger.error("incident \(id): \(detail)", metadata: ["user": "\(name)"])
+        return page(500, "unavailable", title: "hydra is not available", values: ["incident": id])
+    }
+
+    /// `next` only within the user's own server; anything else is their lab.
+    func safeNext(_ candidate: String?, for name: UserName) -> String {
+        let base = "/user/\(name.value)/"
+        guard let candidate, candidate.hasPrefix(base), !candidate.contains("//"), !candidate.contains("\\"),
+              !candidate.split(separator: "/").contains(".."),
+              candidate.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else { return base + "lab" }
+        return candidate
+    }
+
+    /// The page that logs the user in: an `_xsrf` cookie and a form that posts the token, with
+    /// the same `_xsrf`, to the user's own server; submitted by a script allowed by nonce.
+    func autoLogin(_ name: UserName, token: String, next: String, https: Bool) -> FrontResponse {
+        let xsrf = Secret.hexToken(byteCount: 16)
+        let nonce = Secret.hexToken(byteCount: 16)
+        let action = "/user/\(name.value)/login?next=" + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+        let html = pages.render("autologin", title: "Opening your notebooks", values: [
+            "action": action, "token": token, "xsrf": xsrf, "nonce": nonce])
+        let cookie = "_xsrf=\(xsrf); Path=/user/\(name.value)/; SameSite=Strict" + (https ? "; Secure" : "")
+        return .html(200, html, extraHeaders: [
+            ("Set-Cookie", cookie),
+            ("Content-Security-Policy", "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+            ("X-Frame-Options", "DENY"),
+        ])
+    }
+
+    func startingPage(_ name: UserName, reason: String) -> FrontResponse {
+        page(200, "starting", title: "Starting your notebook server", values: ["reason": reason], extraHeaders: [("Refresh", "2")])
+    }
+
+    func health() -> FrontResponse {
+        let base = config.server.runtimeDir
+        let users = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+        let running = users.filter { UserName.isWellFormed($0) && SocketProbe.isListening("\(base)/\($0)/jupyter.sock") }.count
+        return .json(200, #"{"status":"ok","service":"hydra-cgi","servers_running":\#(running)}"# + "\n")
+    }
+
+    func page(_ status: Int, _ template: String, title: String, values: [String: Any] = [:], extraHeaders: [(String, String)] = []) -> FrontResponse {
         .html(status, pages.render(template, title: title, values: values),
-              extraHeaders: [("Content-Security-Policy", Pages.contentSecurityPolicy), ("X-Frame-Options", "DENY")])
+              extraHeaders: [("Content-Security-Policy", Pages.contentSecurityPolicy), ("X-Frame-Options", "DENY")] + extraHeaders)
     }
 }

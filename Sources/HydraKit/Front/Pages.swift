@@ -41,7 +41,33 @@ public struct Pages: Sendable {
         "whoami": """
             <h1>Signed in as {{name}}</h1>
             <p>Apache passed <code>REMOTE_USER={{remoteUser}}</code>, which hydra accepts as the user <code>{{name}}</code>.</p>
-            {{#note}}<p class="muted">{{note}}</p>{{/note}}
+            """,
+        "autologin": """
+            <h1>Opening your notebooks&hellip;</h1>
+            <form id="login" method="post" action="{{action}}">
+            <input type="hidden" name="password" value="{{token}}">
+            <input type="hidden" name="_xsrf" value="{{xsrf}}">
+            <noscript><p>JavaScript is off: <button type="submit">Open my notebooks</button></p></noscript>
+            </form>
+            <script nonce="{{nonce}}">document.getElementById("login").submit();</script>
+            """,
+        "starting": """
+            <h1>Starting your notebook server&hellip;</h1>
+            <p>{{reason}} This page reloads by itself in a moment.</p>
+            <p class="muted"><a href="/">Reload now</a></p>
+            """,
+        "logged-out": """
+            <h1>You are logged out</h1>
+            <p>Your notebooks are saved, and your server may keep running your code for a while.</p>
+            <p><a href="/">Open my notebooks again</a></p>
+            """,
+        "forbidden": """
+            <h1>Notebooks are not available for this account</h1>
+            <p>The account {{name}} may not use this service. If you think it should, tell the site's administrators.</p>
+            """,
+        "busy": """
+            <h1>Please try again in a moment</h1>
+            <p>A service this site depends on is not answering right now. <a href="/">Try again</a></p>
             """,
         "bad-name": """
             <h1>This account name cannot be used</h1>

@@ -11,22 +11,34 @@ public enum SocketProbe {
         public let body: String
     }
 
-    public static func get(socketPath: String, path: String, host: String, token: String, timeoutSeconds: Double) -> Answer? {
+    /// True when something accepts connections on the socket (no request is sent).
+    public static func isListening(_ socketPath: String) -> Bool {
+        guard let fd = connected(socketPath) else { return false }
+        close(fd)
+        return true
+    }
+
+    private static func connected(_ socketPath: String) -> Int32? {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
-        defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { close(fd); return nil }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
-        let connected = withUnsafePointer(to: &address) {
+        let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard connected == 0 else { return nil }
+        guard result == 0 else { close(fd); return nil }
+        return fd
+    }
+
+    public static func get(socketPath: String, path: String, host: String, token: String, timeoutSeconds: Double) -> Answer? {
+        guard let fd = connected(socketPath) else { return nil }
+        defer { close(fd) }
         var timeout = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - Double(Int(timeoutSeconds))) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -1,0 +1,67 @@
+import Foundation
+
+/// How the front runs the privileged helpers: `sudo -n` with an argument vector, the minimal
+/// environment, no inherited descriptors and a timeout. Their JSON answer is decoded here.
+public struct HelperCalls: Sendable {
+    /// The folder holding addldapuser and ipynb-launch: the front's own (sudoers names them there).
+    public let directory: String
+    public let config: HydraConfig
+
+    public init(config: HydraConfig, directory: String = HelperCalls.ownDirectory()) {
+        self.config = config
+        self.directory = directory
+    }
+
+    public static func ownDirectory() -> String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/local/lib/hydra/hydra-cgi"
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().path
+    }
+
+    public struct Outcome: Sendable {
+        public let status: Int32
+        public let output: [UInt8]
+        public let stderr: String
+        public let timedOut: Bool
+        public let seconds: Double
+        public var exitStatus: ExitStatus? { ExitStatus(rawValue: status) }
+
+        /// The helper's JSON answer as `T`, or nil.
+        public func decode<T: Decodable>(_ type: T.Type) -> T? {
+            try? JSONDecoder().decode(T.self, from: Data(output))
+        }
+
+        /// The helper's own error message (from its JSON), else the end of its stderr.
+        public var message: String {
+            struct Failure: Decodable { let error: String }
+            if timedOut { return "timed out after \(Int(seconds)) s" }
+            return decode(Failure.self)?.error ?? stderr.split(separator: "\n").suffix(3).joined(separator: " | ")
+        }
+    }
+
+    /// The part of `ipynb-launch start --json` the front needs.
+    public struct StartAnswer: Decodable, Sendable {
+        public let token: String
+        public let outcome: String
+        public let socket: String
+        enum CodingKeys: String, CodingKey { case token, outcome, socket }
+    }
+
+    public func addLDAPUser(_ name: UserName) throws -> Outcome {
+        try sudo(["\(directory)/addldapuser", "--json", "--", name.value],
+                 timeout: Double(config.ldap.timeoutSeconds) * 3 + 10)
+    }
+
+    public func startServer(_ name: UserName) throws -> Outcome {
+        let timeout = Double(config.server.startTimeoutSeconds + config.sync.fetchTimeoutSeconds * max(1, config.courses.count) + 15)
+        return try sudo(["-u", name.value, "\(directory)/ipynb-launch", "start", "--json"], timeout: timeout)
+    }
+
+    private func sudo(_ arguments: [String], timeout: Double) throws -> Outcome {
+        var options = ProcessRunner.Options()
+        options.timeoutSeconds = timeout
+        let started = monotonicSeconds()
+        let result = try ProcessRunner.run("/usr/bin/sudo", ["-n"] + arguments, options: options)
+        return Outcome(status: result.status, output: result.standardOutput, stderr: result.errorText,
+                       timedOut: result.timedOut, seconds: monotonicSeconds() - started)
+    }
+}

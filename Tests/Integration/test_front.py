@@ -1,0 +1,294 @@
+"""Issue 6: from the site URL to the user's own JupyterLab, through real Apache, sudo, slapd and
+Jupyter, on one origin, with XSRF checks on."""
+import base64
+import http.client
+import json
+import pathlib
+import re
+import urllib.parse
+
+import pytest
+
+from conftest import PASSWORD, PREFIX, REPO, account_files, as_user, as_web_server, sh
+
+SITE = ("localhost", 80)
+
+
+class Browser:
+    """Just enough of a browser: Basic auth, a cookie jar, no automatic redirects."""
+
+    def __init__(self, user=None, password=PASSWORD):
+        self.auth = None if user is None else "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.cookies = {}
+
+    def request(self, method, path, form=None, headers=None, port=80):
+        connection = http.client.HTTPConnection("localhost", port, timeout=120)
+        h = {"Host": "localhost", **(headers or {})}
+        if self.auth:
+            h["Authorization"] = self.auth
+        if self.cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+            h.setdefault("Origin", "http://localhost")
+        connection.request(method, path, body=body, headers=h)
+        response = connection.getresponse()
+        text = response.read().decode(errors="replace")
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                cookie_value = rest.split(";")[0]
+                if "Max-Age=0" in value or "expires=Thu, 01 Jan 1970" in value.lower().replace("expires=thu, 01 jan 1970", "expires=Thu, 01 Jan 1970"):
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = cookie_value
+        connection.close()
+        return response.status, dict(response.getheaders()), text
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, form, **kw):
+        return self.request("POST", path, form=form, **kw)
+
+
+def login_form(page):
+    action = re.search(r'<form id="login" method="post" action="([^"]+)"', page).group(1).replace("&amp;", "&")
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    return action, fields
+
+
+def sign_in(user):
+    """A visit to the site root, then the auto-login POST, as a browser would do it."""
+    browser = Browser(user)
+    status, headers, page = browser.get("/")
+    assert status == 200, page
+    action, fields = login_form(page)
+    status, headers, _ = browser.post(action, fields)
+    assert status == 302, (status, headers)
+    return browser, fields, headers
+
+
+@pytest.fixture()
+def user(site):
+    def make(name):
+        result = sh(PREFIX / "addldapuser", name, check=False)
+        assert result.returncode in (0, 1)
+        return name
+    return make
+
+
+def test_visit_answers_an_auto_login_page_that_keeps_xsrf_on(site):
+    browser = Browser("ken")
+    status, headers, page = browser.get("/")
+    assert status == 200, page
+    assert headers["Cache-Control"] == "no-store"
+    csp = headers["Content-Security-Policy"]
+    nonce = re.search(r"'nonce-([0-9a-f]+)'", csp).group(1)
+    assert f'<script nonce="{nonce}">' in page and "<noscript>" in page
+    action, fields = login_form(page)
+    assert action == "/user/ken/login?next=%2Fuser%2Fken%2Flab"
+    assert len(fields["password"]) == 64 and fields["_xsrf"] == browser.cookies["_xsrf"]
+    assert "Path=/user/ken/" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
+    # The token is in the page body only: never in a URL or a log line.
+    assert fields["password"] not in action
+    log = pathlib.Path("/var/log/apache2/hydra-error.log").read_text() + pathlib.Path("/var/log/apache2/hydra-access.log").read_text()
+    assert fields["password"] not in log
+
+
+def test_auto_login_post_then_lab_answers(site):
+    browser, _, headers = sign_in("ken")
+    assert headers["Location"] == "/user/ken/lab"
+    assert "hydra-jupyter" in browser.cookies
+    status, _, page = browser.get("/user/ken/lab")
+    assert status == 200 and "JupyterLab" in page
+
+
+def test_kernel_through_apache_computes_one_plus_one(site):
+    browser, _, _ = sign_in("ken")
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    result = sh("/opt/hydra/jupyter/bin/python", REPO / "Tests/Integration/kernel_roundtrip.py", "http://localhost", "ken",
+                "--cookie", cookie, "--xsrf", browser.cookies["_xsrf"], "--header", f"Authorization: {browser.auth}", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "execute_result: 2 " in result.stdout
+
+
+def test_post_without_xsrf_is_refused_by_jupyter_through_apache(site):
+    browser = Browser("ken")
+    _, _, page = browser.get("/")
+    _, fields = login_form(page)
+    browser.cookies.pop("_xsrf")
+    status, _, _ = browser.post("/user/ken/login?next=%2Fuser%2Fken%2Flab", {"password": fields["password"]})
+    assert status == 403
+
+
+def test_another_users_server_is_forbidden_and_anonymous_is_unauthorized(user):
+    user("grace")
+    sign_in("grace")
+    status, _, _ = Browser("ken").get("/user/grace/api/status")
+    assert status == 403
+    status, _, _ = Browser().get("/user/grace/api/status")
+    assert status == 401
+
+
+def test_second_visit_reuses_the_same_server(site):
+    _, first, _ = sign_in("ken")
+    pid = json.loads(as_user("ken", PREFIX / "ipynb-launch", "status", "--json").stdout)["pid"]
+    _, second, _ = sign_in("ken")
+    assert second["password"] == first["password"]
+    assert json.loads(as_user("ken", PREFIX / "ipynb-launch", "status", "--json").stdout)["pid"] == pid
+
+
+def test_logout_leads_back_to_the_front_and_a_new_login_works(site):
+    browser, _, _ = sign_in("ken")
+    status, headers, _ = browser.get("/user/ken/logout")
+    assert status == 302 and headers["Location"] == "/?logged_out=1"
+    status, _, page = browser.get("/?logged_out=1")
+    assert status == 200 and "You are logged out" in page
+    # Jupyter's own login page is never shown: it leads to the front, keeping next.
+    status, headers, _ = browser.get("/user/ken/login?next=%2Fuser%2Fken%2Ftree")
+    assert status == 302 and headers["Location"].endswith("/?next=%2Fuser%2Fken%2Ftree")
+    status, _, page = browser.get("/?next=%2Fuser%2Fken%2Ftree")
+    action, _ = login_form(page)
+    assert action.endswith("next=%2Fuser%2Fken%2Ftree")
+
+
+def test_next_cannot_send_the_login_elsewhere(site):
+    for hostile in ["https://evil.example/", "//evil.example/", "/user/grace/lab", "/user/ken/../grace/lab"]:
+        _, _, page = Browser("ken").get("/?next=" + urllib.parse.quote(hostile, safe=""))
+        action, _ = login_form(page)
+        assert action == "/user/ken/login?next=%2Fuser%2Fken%2Flab", hostile
+
+
+def test_health_needs_no_login_and_holds_no_secret(site):
+    status, _, body = Browser().get("/hydra/health")
+    data = json.loads(body)
+    assert status == 200 and data["status"] == "ok" and data["servers_running"] >= 1
+    assert not re.search(r"[0-9a-f]{32}", body)
+
+
+def test_refused_account_gets_a_403_page(site):
+    status, _, page = Browser("rootish").get("/")
+    assert status == 403 and "not available for this account" in page
+
+
+def test_ldap_down_on_a_first_visit_gets_503_with_retry_after(directory, site):
+    directory.stop()
+    try:
+        status, headers, _ = Browser("linus").get("/")
+    finally:
+        directory.start()
+    # Apache's own LDAP auth fails first when LDAP is down: either way, no 200 and no account.
+    assert status in (500, 503)
+    assert "linus:" not in pathlib.Path("/etc/passwd").read_text()
+
+
+# --- sudo: what the web server may and may not do (hydra's own sudoers file) -----------------
+
+@pytest.mark.parametrize("argv", [
+    ["sudo", "-n", "-u", "root", str(PREFIX / "ipynb-launch"), "status"],
+    ["sudo", "-n", "-u", "daemon", str(PREFIX / "ipynb-launch"), "status"],
+    ["sudo", "-n", "-u", "localclash", str(PREFIX / "ipynb-launch"), "status"],
+    ["sudo", "-n", "/bin/sh", "-c", "id"],
+    ["sudo", "-n", "-u", "ken", "/bin/sh", "-c", "id"],
+])
+def test_sudo_refuses_the_web_server_anything_but_the_two_helpers(site, argv):
+    result = as_web_server(*argv)
+    assert result.returncode != 0
+    assert "may not run sudo" in result.stderr or "not allowed" in result.stderr or "password is required" in result.stderr
+
+
+def test_sudo_addldapuser_root_is_refused(site):
+    before = account_files()
+    result = as_web_server("sudo", "-n", PREFIX / "addldapuser", "root")
+    assert result.returncode == 77
+    assert account_files() == before
+
+
+@pytest.mark.parametrize("method,headers", [
+    ("POST", {"Content-Type": "application/json", "Origin": "http://localhost"}),
+    ("GET", {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}),
+])
+def test_another_users_kernels_are_forbidden_for_posts_and_websockets(user, method, headers):
+    user("grace")
+    sign_in("grace")
+    status, _, _ = Browser("ken").request(method, "/user/grace/api/kernels", headers=headers)
+    assert status == 403
+
+
+# --- hostile REMOTE_USER values, from a sandbox-only virtual host whose Basic auth accepts them -----
+
+HOSTILE_REMOTE_USERS = {
+    # name: expected status (400: not a valid name; 403: a valid name this site refuses)
+    "Ada": 400, "a b": 400, "ada;id": 400, "$(id)": 400, "*)(uid=*": 400, "../x": 400, "-oProxyCommand=id": 400,
+    "ａda": 400, "x" * 33: 400, "ken@OTHER.REALM": 400, "ada\u200b": 400,
+    "root": 403, "www-data": 403, "nobody": 403, "daemon": 403, "bin": 403, "opsadmin": 403,
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_site(site):
+    htpasswd = pathlib.Path("/etc/hydra-test-htpasswd")
+    htpasswd.unlink(missing_ok=True)
+    for name in HOSTILE_REMOTE_USERS:
+        sh("htpasswd", "-b", "-m", *(["-c"] if not htpasswd.exists() else []), htpasswd, name, "pw")
+    conf = pathlib.Path("/etc/apache2/sites-enabled/zz-hydra-test-hostile.conf")
+    conf.write_text("""# Test only: REMOTE_USER is whatever name the client sends (a file of hostile names).
+Listen 8081
+<VirtualHost *:8081>
+    AliasMatch "^/" "/usr/local/lib/hydra/hydra-cgi"
+    <Directory "/usr/local/lib/hydra">
+        <Files "hydra-cgi">
+            SetHandler fcgid-script
+            Options +ExecCGI
+            Require all granted
+        </Files>
+    </Directory>
+    <Location "/">
+        AuthType Basic
+        AuthName "hostile"
+        AuthBasicProvider file
+        AuthUserFile /etc/hydra-test-htpasswd
+        Require valid-user
+    </Location>
+</VirtualHost>
+# Test only: no authentication at all (REMOTE_USER missing).
+Listen 8082
+<VirtualHost *:8082>
+    AliasMatch "^/" "/usr/local/lib/hydra/hydra-cgi"
+    <Directory "/usr/local/lib/hydra">
+        <Files "hydra-cgi">
+            SetHandler fcgid-script
+            Options +ExecCGI
+            Require all granted
+        </Files>
+    </Directory>
+</VirtualHost>
+""")
+    sh("apache2ctl", "graceful")
+    import time
+    time.sleep(1)
+    yield
+    conf.unlink()
+    sh("apache2ctl", "graceful")
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_REMOTE_USERS))
+def test_hostile_remote_user_is_refused_before_any_helper_runs(hostile_site, name):
+    sh("useradd", "--uid", "3000", "--groups", "sudo", "--no-log-init", "opsadmin", check=False)
+    before = account_files()
+    status, _, page = Browser(name, "pw").get("/", port=8081)
+    assert status == HOSTILE_REMOTE_USERS[name], page
+    assert "<script" not in page.split("</title>")[1] or status == 200
+    assert account_files() == before
+    assert not pathlib.Path(f"/run/hydra/{name}").exists() or name in ("opsadmin",)
+
+
+def test_missing_remote_user_says_authentication_is_not_configured(hostile_site):
+    status, _, page = Browser().get("/", port=8082)
+    assert status == 500 and "Sign-in is not configured" in page
+    log = pathlib.Path("/var/log/apache2/error.log").read_text(errors="replace")
+    assert "no REMOTE_USER" in log
