@@ -7,7 +7,8 @@ import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "Tests/Integration"))
-from hydra_site import PASSWORD, PREFIX, SITE_URL, as_web_server, sh, start_directory, start_site, stop_site  # noqa: E402
+from hydra_site import (PASSWORD, PREFIX, SITE_URL, Browser, as_user, as_web_server, login_form,  # noqa: E402
+                        refresh_mirrors, sh, start_directory, start_site, stop_site)
 
 
 def percentile(samples, p):
@@ -41,6 +42,51 @@ def wrk(url, seconds=5, connections=16, auth=None):
         return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return rps, latency(50), latency(99), int(errors.group(1)) if errors else 0
+
+
+def bare_jupyter_start(name):
+    """A Jupyter Server + JupyterLab started by hand as `name`, with hydra's configuration, until
+    its socket answers: the floor any launcher stands on."""
+    import os
+    import subprocess
+    home = f"/home/{name}"
+    sock = f"/tmp/bare-{name}.sock"
+    env = {"HOME": home, "USER": name, "PATH": "/opt/hydra/jupyter/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "HYDRA_USER": name, "HYDRA_SOCK": sock, "HYDRA_TOKEN": "b" * 64, "JUPYTER_RUNTIME_DIR": f"/tmp/bare-{name}-rt"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(["setpriv", f"--reuid={name}", f"--regid={name}", "--init-groups", "/opt/hydra/jupyter/bin/jupyter-lab",
+                             f"--config={home}/.hydra/jupyter_config.py"], env=env, cwd=home,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            out = sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock, "-H", "Authorization: token " + "b" * 64,
+                     f"http://localhost/user/{name}/api/status", check=False).stdout
+            if out == "200":
+                return (time.perf_counter() - started) * 1000
+            time.sleep(0.02)
+    finally:
+        proc.terminate()
+        proc.wait()
+        if os.path.exists(sock):
+            os.unlink(sock)
+
+
+def first_visit(name):
+    """A new user's first visit through Apache until /user/NAME/lab answers 200, in ms."""
+    started = time.perf_counter()
+    browser = Browser(name)
+    while True:
+        status, _, page = browser.get("/")
+        if "Starting your notebook server" not in page:
+            break
+        time.sleep(0.5)
+    assert status == 200, page
+    action, fields = login_form(page)
+    status, _, _ = browser.post(action, fields)
+    assert status == 302
+    status, _, _ = browser.get(f"/user/{name}/lab")
+    assert status == 200
+    return (time.perf_counter() - started) * 1000
 
 
 def main():
@@ -77,9 +123,66 @@ def main():
                 print(f"| {name}, {connections} connections | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
         processes = sh("pgrep", "-c", "-f", str(PREFIX / "hydra-cgi"), check=False).stdout.strip()
         print(f"\nhydra-cgi processes started by mod_fcgid: {processes}")
+
+        print("\n## ipynb-launch (as the user, real git and Jupyter; issue 5)\n")
+        launch = str(PREFIX / "ipynb-launch")
+        refresh_mirrors()
+        sh(add, "grace")
+        as_user("grace", launch, "start")
+        print("| path | p50 | p99 | runs |\n|---|---|---|---|")
+        row("warm start (server running, mirror fresh): reuse", timed(lambda: as_user("grace", launch, "start", "--json"), 50))
+        row("sync with nothing new", timed(lambda: as_user("grace", launch, "sync", "--json"), 50))
+        cold, bare = [], []
+        for i in range(5):
+            name = f"herd{i:02d}"
+            bare.append(bare_jupyter_start(name))
+            cold.append(timed(lambda: as_user(name, launch, "start", "--json"), 1)[0])
+        print(f"\ncold start of a new home (clone + server answering), median of 5: {statistics.median(cold):.0f} ms; "
+              f"bare Jupyter start with the same settings: {statistics.median(bare):.0f} ms "
+              f"(+{statistics.median(cold) - statistics.median(bare):.0f} ms, ratio {statistics.median(cold) / statistics.median(bare):.2f})")
+
+        print("\n## Visits through Apache (issue 6)\n")
+        print("| target | connections | req/s | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|")
+        browser = Browser("grace")
+        browser.get("/")
+        for connections in (4, 16):
+            warm = wrk(f"{SITE_URL}/", connections=connections, auth=f"grace:{PASSWORD}")
+            hello = wrk(f"{SITE_URL}/hydra/health", connections=connections)
+            print(f"| warm visit: GET / (auth, sudo ipynb-launch start reuses) | {connections} | {warm[0]:.0f} | {warm[1]:.1f} ms | {warm[2]:.1f} ms | {warm[3]} |")
+            print(f"| hello-world FastCGI (/hydra/health), same Apache | {connections} | {hello[0]:.0f} | {hello[1]:.2f} ms | {hello[2]:.2f} ms | {hello[3]} |")
+            print(f"| ratio warm / hello p50 | {connections} | | {warm[1] / hello[1]:.1f}x | | |")
+        firsts, bares = [], []
+        for i in range(5, 10):
+            name = f"herd{i:02d}"
+            firsts.append(first_visit(name))
+        for i in range(5, 10):
+            bares.append(bare_jupyter_start(f"herd{i:02d}"))
+        print(f"\nfirst visit of a new user until /user/NAME/lab answers 200, median of 5: {statistics.median(firsts):.0f} ms; "
+              f"bare Jupyter start: {statistics.median(bares):.0f} ms (+{statistics.median(firsts) - statistics.median(bares):.0f} ms)")
+
+        import concurrent.futures
+        herd = [f"herd{i:02d}" for i in range(10, 30)] + ["ada", "barbara", "ken", "linus", "weird"] + [f"herd0{i}" for i in range(5)]
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(len(herd)) as pool:
+            results = list(pool.map(lambda n: _safe(first_visit, n), herd))
+        elapsed = time.perf_counter() - started
+        ok = sum(1 for r in results if isinstance(r, float))
+        servers = {n: len(sh("pgrep", "-u", n, "-f", "jupyter-lab", check=False).stdout.split()) for n in herd}
+        print(f"\nherd: {len(herd)} users at once (max_concurrent_starts = 4): {ok}/{len(herd)} reached their lab, "
+              f"the last after {elapsed:.1f} s; users with exactly one server: {sum(1 for c in servers.values() if c == 1)}/{len(herd)}")
+        failures = [r for r in results if not isinstance(r, float)]
+        if failures:
+            print("failures:", failures[:3])
     finally:
         stop_site()
         directory.stop()
+
+
+def _safe(function, name):
+    try:
+        return function(name)
+    except Exception as error:  # a benchmark reports, it does not stop
+        return f"{name}: {error!r}"
 
 
 main()

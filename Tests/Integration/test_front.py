@@ -1,7 +1,5 @@
 """Issue 6: from the site URL to the user's own JupyterLab, through real Apache, sudo, slapd and
 Jupyter, on one origin, with XSRF checks on."""
-import base64
-import http.client
 import json
 import pathlib
 import re
@@ -9,55 +7,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import PASSWORD, PREFIX, REPO, account_files, as_user, as_web_server, sh
+from conftest import PREFIX, REPO, Browser, account_files, as_user, as_web_server, login_form, sh
 
-SITE = ("localhost", 80)
-
-
-class Browser:
-    """Just enough of a browser: Basic auth, a cookie jar, no automatic redirects."""
-
-    def __init__(self, user=None, password=PASSWORD):
-        self.auth = None if user is None else "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self.cookies = {}
-
-    def request(self, method, path, form=None, headers=None, port=80):
-        connection = http.client.HTTPConnection("localhost", port, timeout=120)
-        h = {"Host": "localhost", **(headers or {})}
-        if self.auth:
-            h["Authorization"] = self.auth
-        if self.cookies:
-            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
-        if form is not None:
-            body = urllib.parse.urlencode(form)
-            h["Content-Type"] = "application/x-www-form-urlencoded"
-            h.setdefault("Origin", "http://localhost")
-        connection.request(method, path, body=body, headers=h)
-        response = connection.getresponse()
-        text = response.read().decode(errors="replace")
-        for header, value in response.getheaders():
-            if header.lower() == "set-cookie":
-                name, _, rest = value.partition("=")
-                cookie_value = rest.split(";")[0]
-                if "Max-Age=0" in value or "expires=Thu, 01 Jan 1970" in value.lower().replace("expires=thu, 01 jan 1970", "expires=Thu, 01 Jan 1970"):
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = cookie_value
-        connection.close()
-        return response.status, dict(response.getheaders()), text
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, form, **kw):
-        return self.request("POST", path, form=form, **kw)
-
-
-def login_form(page):
-    action = re.search(r'<form id="login" method="post" action="([^"]+)"', page).group(1).replace("&amp;", "&")
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
-    return action, fields
 
 
 def sign_in(user):
