@@ -29,6 +29,38 @@ public final class DirectoryHandle {
         return current
     }
 
+    public enum Lookup {
+        case directory(DirectoryHandle)
+        case missing
+        /// A file, link or anything else that is not a directory is in the way.
+        case blocked
+    }
+
+    /// A child directory if there is one, without creating or following anything.
+    public func lookup(_ name: String) throws(SystemError) -> Lookup {
+        let child = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if child >= 0 {
+            let childPath = path == "/" ? "/\(name)" : "\(path)/\(name)"
+            return .directory(DirectoryHandle(fd: child, path: childPath))
+        }
+        switch errno {
+        case ENOENT: return .missing
+        case ELOOP, ENOTDIR: return .blocked
+        default: throw SystemError("opening directory", "\(path)/\(name)")
+        }
+    }
+
+    /// Walks a relative path one component at a time (creating missing ones with `createMode`),
+    /// so a link anywhere on the way is refused, never followed.
+    public func descend(_ relativePath: String, createMode: mode_t? = nil) throws(SystemError) -> DirectoryHandle {
+        var current = self
+        for part in relativePath.split(separator: "/").map(String.init) {
+            guard part != "..", part != "." else { throw SystemError("opening", relativePath, errno: EINVAL) }
+            current = try current.subdirectory(part, createMode: createMode)
+        }
+        return current
+    }
+
     /// Opens (and with `createMode` creates) a child directory, never through a symlink.
     public func subdirectory(_ name: String, createMode: mode_t? = nil) throws(SystemError) -> DirectoryHandle {
         let childPath = path == "/" ? "/\(name)" : "\(path)/\(name)"
@@ -134,14 +166,16 @@ public final class DirectoryHandle {
     }
 }
 
-/// An exclusive advisory lock (flock) on a file, released when the value goes away.
+/// An exclusive advisory lock (flock) on a file, released when the value goes away, and by
+/// any child process that was handed `descriptor` only when that child ends too.
 public final class FileLock {
-    private let fd: Int32
+    public let descriptor: Int32
+    private var fd: Int32 { descriptor }
 
     /// Opens or creates `name` inside `directory` (never through a link) and waits for the lock.
     public init(_ name: String, in directory: DirectoryHandle, mode: mode_t = 0o600, wait: Bool = true) throws(SystemError) {
-        fd = openat(directory.fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw SystemError("opening lock file", "\(directory.path)/\(name)") }
+        descriptor = openat(directory.fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw SystemError("opening lock file", "\(directory.path)/\(name)") }
         while flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
             if errno == EINTR { continue }
             let code = errno

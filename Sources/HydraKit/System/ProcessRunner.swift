@@ -28,6 +28,9 @@ public enum ProcessRunner {
         public var workingDirectory: String? = nil
         /// Start the child in a session of its own, and on timeout kill that whole group.
         public var newSession: Bool = false
+        /// A descriptor the child keeps as fd 3: a lock the child then holds as long as it runs,
+        /// even if its parent is killed.
+        public var sharedDescriptor: Int32? = nil
         public init() {}
     }
 
@@ -45,7 +48,12 @@ public enum ProcessRunner {
         posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
-        hydra_spawn_add_closefrom(&actions, 3)
+        if let shared = options.sharedDescriptor {
+            posix_spawn_file_actions_adddup2(&actions, shared, 3)
+            hydra_spawn_add_closefrom(&actions, 4)
+        } else {
+            hydra_spawn_add_closefrom(&actions, 3)
+        }
         if let directory = options.workingDirectory {
             hydra_spawn_add_chdir(&actions, directory)
         }

@@ -13,10 +13,15 @@ public struct Git: Sendable {
     /// Extra `-c` settings, e.g. safe.directory for a mirror owned by the web server.
     public let settings: [String]
 
-    public init(gitDir: String, timeoutSeconds: Double = 60, settings: [String] = []) {
+    /// A lock every git process started here also holds (see `ProcessRunner.Options.sharedDescriptor`):
+    /// a git that outlives a killed caller keeps the directory locked until it ends.
+    public let lockDescriptor: Int32?
+
+    public init(gitDir: String, timeoutSeconds: Double = 60, settings: [String] = [], lockDescriptor: Int32? = nil) {
         self.gitDir = gitDir
         self.timeoutSeconds = timeoutSeconds
         self.settings = settings
+        self.lockDescriptor = lockDescriptor
     }
 
     public struct Failure: HydraError {
@@ -44,10 +49,13 @@ public struct Git: Sendable {
         options.environment = Self.environment(home: "/nonexistent")
         options.timeoutSeconds = timeout ?? timeoutSeconds
         options.outputLimit = outputLimit
+        options.sharedDescriptor = lockDescriptor
         let settingArguments = settings.flatMap { ["-c", $0] }
         let result = try ProcessRunner.run("/usr/bin/git", settingArguments + ["--git-dir=\(gitDir)"] + arguments, options: options)
         guard result.status == 0 else {
-            let message = result.errorText.split(separator: "\n").suffix(3).joined(separator: " ")
+            let lines = result.errorText.split(separator: "\n")
+            let important = lines.filter { $0.hasPrefix("fatal:") || $0.hasPrefix("error:") }
+            let message = (important.isEmpty ? Array(lines.suffix(3)) : important).joined(separator: " ")
             throw Failure(command: arguments.first ?? "", message: message, timedOut: result.timedOut)
         }
         return result
@@ -76,9 +84,29 @@ public struct Git: Sendable {
         return files
     }
 
+    /// Removes the lock files a killed git leaves behind. Only call it while holding the lock
+    /// every git of this directory holds, so no live git owns them.
+    public func removeStaleLockFiles() {
+        for name in ["shallow.lock", "config.lock", "packed-refs.lock", "HEAD.lock", "index.lock", "FETCH_HEAD.lock"] {
+            unlink("\(gitDir)/\(name)")
+        }
+        _ = try? ProcessRunner.run("/usr/bin/find", [gitDir + "/refs", "-name", "*.lock", "-type", "f", "-delete"])
+    }
+
+    /// A git directory that git accepts, made anew (empty) when it is missing or broken.
+    public func ensureRepository() throws {
+        if (try? run(["rev-parse", "--git-dir"])) == nil {
+            _ = try? ProcessRunner.run("/bin/rm", ["-rf", "--one-file-system", "--", gitDir])
+            try run(["init", "--quiet", "--bare"])
+        }
+    }
+
     public func blob(_ id: String) throws -> [UInt8] {
         try run(["cat-file", "blob", id], outputLimit: 1 << 30).standardOutput
     }
 }
 
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -19,7 +19,9 @@ public struct Mirror: Sendable {
         "\(config.sync.mirrorDir)/\(GitBlobID.of(Array(course.repo.utf8)).prefix(16)).git"
     }
 
-    public var exists: Bool { FileManager.default.fileExists(atPath: "\(path)/HEAD") }
+    /// The time stamp of the last successful fetch; without one the mirror is not used.
+    var stampPath: String { "\(path).fetched" }
+    public var exists: Bool { FileManager.default.fileExists(atPath: stampPath) }
 
     /// Where a user's sync reads from: the mirror when it exists, else the upstream itself.
     public var syncSource: TutorialSync.Source {
@@ -32,9 +34,9 @@ public struct Mirror: Sendable {
     /// means `.busy`: the caller goes on with the mirror as it is, and upstream is asked once.
     @discardableResult
     public func refreshIfStale(now: Date = Date()) throws -> Outcome {
-        let stamp = "\(path).fetched"
+        let stamp = stampPath
         if let modified = try? FileManager.default.attributesOfItem(atPath: stamp)[.modificationDate] as? Date,
-           now.timeIntervalSince(modified) < Double(config.sync.fetchIntervalSeconds), exists {
+           now.timeIntervalSince(modified) < Double(config.sync.fetchIntervalSeconds) {
             return .fresh
         }
         let directory = try DirectoryHandle.open(config.sync.mirrorDir, createMode: 0o755)
@@ -45,11 +47,10 @@ public struct Mirror: Sendable {
             return .busy
         }
         defer { withExtendedLifetime(lock) {} }
-        let git = Git(gitDir: path, timeoutSeconds: Double(config.sync.fetchTimeoutSeconds))
-        if !exists {
-            _ = try? ProcessRunner.run("/bin/rm", ["-rf", "--one-file-system", "--", path])
-            try git.run(["init", "--quiet", "--bare"])
-        }
+        // The fetch's git holds the lock too: one left running by a killed caller keeps others out.
+        let git = Git(gitDir: path, timeoutSeconds: Double(config.sync.fetchTimeoutSeconds), lockDescriptor: lock.descriptor)
+        try git.ensureRepository()
+        git.removeStaleLockFiles()
         try git.run(["fetch", "--quiet", "--prune", "--no-tags", "--depth=1", "--", course.repo, "+refs/heads/*:refs/heads/*"])
         // The stamp's modification time is the time of the last successful fetch.
         guard FileManager.default.createFile(atPath: stamp, contents: nil) else { throw SystemError("writing", stamp) }

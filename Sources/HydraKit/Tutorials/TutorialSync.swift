@@ -78,19 +78,25 @@ public struct TutorialSync: Sendable {
 
     static let upstreamRef = "refs/hydra/upstream"
     static let deliveredRef = "refs/hydra/delivered"
-    static let deliveringRef = "refs/hydra/delivering"
+    /// One ref per commit a sync started writing and did not finish (`.../<commit>`).
+    static let deliveringPrefix = "refs/hydra/delivering/"
 
-    /// The git directory for this folder: one per folder, named after it.
-    var gitDir: String {
-        let name = folder.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? String($0) : "_" }.joined()
-        return "\(stateDir)/\(name).git"
+    /// The name of this folder's git directory and lock: one per folder.
+    var stateName: String {
+        folder.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? String($0) : "_" }.joined()
     }
 
     public func run() throws -> SyncReport {
         var report = SyncReport(folder: folder, repo: source.url, branch: source.branch)
         let state = try DirectoryHandle.open(stateDir, createMode: 0o700)
-        let git = Git(gitDir: gitDir, timeoutSeconds: fetchTimeoutSeconds, settings: source.gitSettings)
-        try prepareGitDir(git, state: state)
+        // One sync of this folder at a time. Every git started below holds the lock too, so a
+        // git left running by a killed sync keeps it until it ends.
+        let lock = try FileLock("\(stateName).lock", in: state)
+        defer { withExtendedLifetime(lock) {} }
+        let git = Git(gitDir: "\(stateDir)/\(stateName).git", timeoutSeconds: fetchTimeoutSeconds, settings: source.gitSettings,
+                      lockDescriptor: lock.descriptor)
+        try git.ensureRepository()
+        git.removeStaleLockFiles()
 
         do {
             try git.run(["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth=1", "--", source.url,
@@ -104,107 +110,100 @@ public struct TutorialSync: Sendable {
         }
         report.commit = upstream
         let delivered = git.resolve(Self.deliveredRef)
-        if delivered == upstream, git.resolve(Self.deliveringRef) == nil {
-            try restoreOnly(git: git, commit: upstream, report: &report)
+        let unfinished = try git.run(["for-each-ref", "--format=%(objectname)", Self.deliveringPrefix]).outputText
+            .split(separator: "\n").map(String.init)
+        let staging = try state.subdirectory("staging", createMode: 0o700)
+        staging.removeAllFiles()
+        if delivered == upstream, unfinished.isEmpty {
+            if restoreDeleted { try restoreMissing(git: git, commit: upstream, staging: staging, report: &report) }
             return report
         }
 
-        // Files a killed earlier sync may already have written count as delivered too.
-        let interrupted = try git.resolve(Self.deliveringRef).map { try git.files(of: $0) } ?? [:]
-        try git.run(["update-ref", Self.deliveringRef, upstream])
+        // Files that unfinished syncs may already have written count as delivered too.
+        var interrupted: [String: Set<String>] = [:]
+        for commit in unfinished {
+            for (path, blob) in try git.files(of: commit) { interrupted[path, default: []].insert(blob) }
+        }
+        try git.run(["update-ref", Self.deliveringPrefix + upstream, upstream])
         let upstreamFiles = try git.files(of: upstream)
         let deliveredFiles = try delivered.map { try git.files(of: $0) } ?? [:]
-        let staging = try state.subdirectory("staging", createMode: 0o700)
-        staging.removeAllFiles()
-        let root = try DirectoryHandle.open(home).subdirectory(folder, createMode: 0o755)
-
+        let root = try DirectoryHandle.open(home).descend(folder, createMode: 0o755)
         for path in Set(upstreamFiles.keys).union(deliveredFiles.keys).union(interrupted.keys).sorted() where Self.isSafe(path) {
-            try apply(path: path, upstream: upstreamFiles[path], delivered: deliveredFiles[path], interrupted: interrupted[path],
+            try apply(path: path, upstream: upstreamFiles[path], delivered: deliveredFiles[path], interrupted: interrupted[path] ?? [],
                       root: root, staging: staging, git: git, report: &report)
         }
+        // The marker advances last: until here, a killed sync is recognised by the next one.
         try git.run(["update-ref", Self.deliveredRef, upstream])
-        try git.run(["update-ref", "-d", Self.deliveringRef])
+        for commit in Set(unfinished + [upstream]) { try git.run(["update-ref", "-d", Self.deliveringPrefix + commit]) }
         return report
     }
 
-    /// A git directory of hydra's own; a broken one (a clone killed half-way) is made anew:
-    /// losing it only means every file counts as the user's, which never loses an edit.
-    private func prepareGitDir(_ git: Git, state: DirectoryHandle) throws {
-        let valid = (try? git.run(["rev-parse", "--git-dir"])) != nil
-        if !valid {
-            _ = try? ProcessRunner.run("/bin/rm", ["-rf", "--one-file-system", "--", gitDir])
-            try git.run(["init", "--quiet", "--bare"])
-        }
-        // Lock files left by a killed git: nothing else uses this directory while we hold the user's lock.
-        for lock in ["shallow.lock", "config.lock", "packed-refs.lock", "HEAD.lock", "index.lock"] {
-            unlink("\(gitDir)/\(lock)")
-        }
-        _ = try? ProcessRunner.run("/usr/bin/find", [gitDir + "/refs", "-name", "*.lock", "-type", "f", "-delete"])
-    }
-
-    /// Nothing new upstream: only bring back files the user deleted.
-    private func restoreOnly(git: Git, commit: String, report: inout SyncReport) throws {
-        guard restoreDeleted else { return }
+    /// Nothing new upstream: only bring back delivered files the user deleted (a stat each).
+    private func restoreMissing(git: Git, commit: String, staging: DirectoryHandle, report: inout SyncReport) throws {
         let files = try git.files(of: commit)
-        var missing: [String] = []
-        for path in files.keys.sorted() where Self.isSafe(path) {
+        let missing = files.keys.sorted().filter { path in
             var info = stat()
-            if lstat("\(home)/\(folder)/\(path)", &info) != 0 && errno == ENOENT { missing.append(path) }
+            return Self.isSafe(path) && lstat("\(home)/\(folder)/\(path)", &info) != 0 && errno == ENOENT
         }
         guard !missing.isEmpty else { return }
-        let state = try DirectoryHandle.open(stateDir)
-        let staging = try state.subdirectory("staging", createMode: 0o700)
-        let root = try DirectoryHandle.open(home).subdirectory(folder, createMode: 0o755)
+        let root = try DirectoryHandle.open(home).descend(folder, createMode: 0o755)
         for path in missing {
-            try apply(path: path, upstream: files[path], delivered: files[path], interrupted: nil,
+            try apply(path: path, upstream: files[path], delivered: files[path], interrupted: [],
                       root: root, staging: staging, git: git, report: &report)
         }
     }
 
-    private func apply(path: String, upstream: String?, delivered: String?, interrupted: String?,
+    private func apply(path: String, upstream: String?, delivered: String?, interrupted: Set<String>,
                        root: DirectoryHandle, staging: DirectoryHandle, git: Git, report: inout SyncReport) throws {
         let parts = path.split(separator: "/").map(String.init)
         let name = parts.last!
-        // The folder that holds the file; a link or file of the user's in the way blocks it.
-        var directory = root
+        // The folder that holds the file, if it exists; a link or file of the user's in its
+        // place blocks the path (never followed, never replaced).
+        var directory: DirectoryHandle? = root
         for part in parts.dropLast() {
-            guard let next = try? directory.subdirectory(part, createMode: upstream == nil ? nil : 0o755) else {
-                if upstream != nil { report.blocked.append(path) }
+            guard let current = directory else { break }
+            switch try current.lookup(part) {
+            case .directory(let next): directory = next
+            case .missing: directory = nil
+            case .blocked:
+                if upstream != nil && upstream != delivered { report.blocked.append(path) }
                 return
             }
-            directory = next
         }
-        let current = try directory.readEntry(name)
         let currentID: String?
-        switch current {
+        switch try directory?.readEntry(name) ?? .missing {
         case .missing: currentID = nil
         case .file(let bytes): currentID = GitBlobID.of(bytes)
         case .other:
             if upstream != nil && upstream != delivered { report.blocked.append(path) }
             return
         }
-
+        /// The folder for writing, created only now that something is written.
+        func target() throws -> DirectoryHandle {
+            if let directory { return directory }
+            return try root.descend(parts.dropLast().joined(separator: "/"), createMode: 0o755)
+        }
 
         if currentID == upstream { return }                       // already right
-        let untouched = currentID != nil && (currentID == delivered || currentID == interrupted)
+        let untouched = currentID.map { $0 == delivered || interrupted.contains($0) } ?? false
         if untouched {
             if let upstream {
-                try directory.writeAtomically(name, try git.blob(upstream), staging: staging)
+                try target().writeAtomically(name, try git.blob(upstream), staging: staging)
                 report.updated.append(path)
             } else {
-                try directory.removeEntry(name)
+                try target().removeEntry(name)
                 report.removed.append(path)
             }
             return
         }
         guard let upstream else { return }  // upstream dropped a file that is the user's now: theirs
         if currentID == nil {
-            if delivered == nil {
-                try directory.writeAtomically(name, try git.blob(upstream), staging: staging)
+            if delivered == nil && interrupted.isEmpty {
+                try target().writeAtomically(name, try git.blob(upstream), staging: staging)
                 report.added.append(path)
             } else if restoreDeleted {
                 // The user deleted a delivered file: bring it back (nothing of theirs to lose).
-                try directory.writeAtomically(name, try git.blob(upstream), staging: staging)
+                try target().writeAtomically(name, try git.blob(upstream), staging: staging)
                 report.restored.append(path)
             }
             return
@@ -213,8 +212,8 @@ public struct TutorialSync: Sendable {
         guard upstream != delivered else { return }
         report.kept.append(path)
         let copy = Self.upstreamCopyName(name)
-        if case .file(let existing) = try directory.readEntry(copy), GitBlobID.of(existing) == upstream { return }
-        try directory.writeAtomically(copy, try git.blob(upstream), staging: staging)
+        if case .file(let existing) = try target().readEntry(copy), GitBlobID.of(existing) == upstream { return }
+        try target().writeAtomically(copy, try git.blob(upstream), staging: staging)
         report.upstreamCopies.append((parts.dropLast() + [copy]).joined(separator: "/"))
     }
 
