@@ -43,4 +43,27 @@ struct FrontTests {
         #expect(FrontRequest(parameters: ["REQUEST_URI": "/hydra/health?x=1"]).path == "/hydra/health")
         #expect(FrontRequest(parameters: ["QUERY_STRING": "a=1&next=%2Fx"]).queryValue("next") == "/x")
     }
+
+    @Test("next stays inside the user's own server", arguments: [
+        ("/user/ada/tree", "/user/ada/tree"), ("https://evil.example/", "/user/ada/lab"), ("//evil.example/x", "/user/ada/lab"),
+        ("/user/bob/lab", "/user/ada/lab"), ("/user/ada/../bob/lab", "/user/ada/lab"), ("/user/ada/\\evil", "/user/ada/lab"),
+        ("/user/ada/x y", "/user/ada/lab"),
+    ])
+    func next(_ pair: (String, String)) throws {
+        #expect(front.safeNext(pair.0, for: try UserName("ada")) == pair.1)
+    }
+
+    @Test("the auto-login page carries the token only in its form, escaped, with a nonce'd script")
+    func autoLogin() throws {
+        let response = front.autoLogin(try UserName("ada"), token: "t<o>\"k", next: "/user/ada/lab", https: true)
+        let body = String(decoding: response.body, as: UTF8.self)
+        let headers = Dictionary(response.headers, uniquingKeysWith: { a, _ in a })
+        #expect(body.contains("value=\"t&lt;o&gt;&quot;k\""))
+        #expect(body.contains("action=\"/user/ada/login?next=%2Fuser%2Fada%2Flab\""))
+        let nonce = try #require(headers["Content-Security-Policy"]?.split(separator: "'").first { $0.hasPrefix("nonce-") })
+        #expect(body.contains("<script nonce=\"\(nonce.dropFirst(6))\">"))
+        let cookie = try #require(headers["Set-Cookie"])
+        #expect(cookie.hasPrefix("_xsrf=") && cookie.contains("Path=/user/ada/") && cookie.contains("Secure") && cookie.contains("SameSite=Strict"))
+        #expect(headers["Cache-Control"] == "no-store")
+    }
 }

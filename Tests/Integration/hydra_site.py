@@ -38,6 +38,7 @@ PEOPLE = {
     "weird": (20010, "Weird: Name, =With\\Separators"),
 }
 PEOPLE.update({f"herd{i:02d}": (21000 + i, f"Herd Member {i}") for i in range(30)})
+PEOPLE.update({f"crowd{i:02d}": (22000 + i, f"Crowd Member {i}") for i in range(40)})  # first visits at once
 
 
 def sh(*argv, check=True, input=None, env=None, timeout=120):

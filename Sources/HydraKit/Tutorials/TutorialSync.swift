@@ -95,6 +95,13 @@ public struct TutorialSync: Sendable {
         defer { withExtendedLifetime(lock) {} }
         let git = Git(gitDir: "\(stateDir)/\(stateName).git", timeoutSeconds: fetchTimeoutSeconds, settings: source.gitSettings,
                       lockDescriptor: lock.descriptor)
+        let staging = try state.subdirectory("staging", createMode: 0o700)
+        if let commit = upToDateCommit(git) {
+            // The common visit: the mirror has nothing new and the last delivery finished.
+            report.commit = commit
+            if restoreDeleted { try restoreMissing(git: git, commit: commit, staging: staging, report: &report) }
+            return report
+        }
         try git.ensureRepository()
         git.removeStaleLockFiles()
 
@@ -112,7 +119,6 @@ public struct TutorialSync: Sendable {
         let delivered = git.resolve(Self.deliveredRef)
         let unfinished = try git.run(["for-each-ref", "--format=%(objectname)", Self.deliveringPrefix]).outputText
             .split(separator: "\n").map(String.init)
-        let staging = try state.subdirectory("staging", createMode: 0o700)
         staging.removeAllFiles()
         if delivered == upstream, unfinished.isEmpty {
             if restoreDeleted { try restoreMissing(git: git, commit: upstream, staging: staging, report: &report) }
@@ -135,12 +141,56 @@ public struct TutorialSync: Sendable {
         // The marker advances last: until here, a killed sync is recognised by the next one.
         try git.run(["update-ref", Self.deliveredRef, upstream])
         for commit in Set(unfinished + [upstream]) { try git.run(["update-ref", "-d", Self.deliveringPrefix + commit]) }
+        try? writeFileList(upstreamFiles, commit: upstream, state: state, staging: staging)
         return report
+    }
+
+    /// The delivered commit, when a fetch would bring nothing: the source is a repository on
+    /// this machine (the mirror) whose branch is what was fetched last, and that was delivered
+    /// in full. Read from the refs' files, without running git.
+    private func upToDateCommit(_ git: Git) -> String? {
+        let path = source.url.hasPrefix("file://") ? String(source.url.dropFirst(7)) : source.url
+        guard path.hasPrefix("/"),
+              let available = GitRefs.read(gitDir: path, ref: "refs/heads/\(source.branch)"),
+              GitRefs.read(gitDir: git.gitDir, ref: Self.upstreamRef) == available,
+              GitRefs.read(gitDir: git.gitDir, ref: Self.deliveredRef) == available,
+              GitRefs.isEmpty(gitDir: git.gitDir, prefix: Self.deliveringPrefix) else { return nil }
+        return available
+    }
+
+    /// The delivered commit's files (`blob NUL path NUL` after a first line with the commit),
+    /// so the fast path can look for deleted files without running git.
+    private var fileListName: String { "\(stateName).files" }
+
+    private func writeFileList(_ files: [String: String], commit: String, state: DirectoryHandle, staging: DirectoryHandle) throws {
+        var bytes = Array("\(commit)\n".utf8)
+        for (path, blob) in files.sorted(by: { $0.key < $1.key }) {
+            bytes += Array(blob.utf8) + [0] + Array(path.utf8) + [0]
+        }
+        try state.writeAtomically(fileListName, bytes, staging: staging, mode: 0o600)
+    }
+
+    /// A commit's files: from the list written at its delivery, else from git (and listed now).
+    private func files(of commit: String, git: Git, staging: DirectoryHandle) throws -> [String: String] {
+        let state = try DirectoryHandle.open(stateDir)
+        if case .file(let bytes) = try? state.readEntry(fileListName),
+           let newline = bytes.firstIndex(of: 10), String(decoding: bytes[..<newline], as: UTF8.self) == commit {
+            let fields = bytes[(newline + 1)...].split(separator: 0, omittingEmptySubsequences: false).dropLast()
+            var files: [String: String] = [:]
+            var iterator = fields.makeIterator()
+            while let blob = iterator.next(), let path = iterator.next() {
+                files[String(decoding: path, as: UTF8.self)] = String(decoding: blob, as: UTF8.self)
+            }
+            return files
+        }
+        let files = try git.files(of: commit)
+        try? writeFileList(files, commit: commit, state: state, staging: staging)
+        return files
     }
 
     /// Nothing new upstream: only bring back delivered files the user deleted (a stat each).
     private func restoreMissing(git: Git, commit: String, staging: DirectoryHandle, report: inout SyncReport) throws {
-        let files = try git.files(of: commit)
+        let files = try files(of: commit, git: git, staging: staging)
         let missing = files.keys.sorted().filter { path in
             var info = stat()
             return Self.isSafe(path) && lstat("\(home)/\(folder)/\(path)", &info) != 0 && errno == ENOENT
