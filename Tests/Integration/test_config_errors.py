@@ -38,8 +38,8 @@ CASES = {
     "public_url_with_path": (GOOD.replace('"http://localhost"', '"http://localhost/x?y"'), ["'site.public_url'", "must be an origin"]),
     "inverted_uid_range": (GOOD.replace("[accounts]\n", "[accounts]\nuid_min = 50000\nuid_max = 40000\n"),
                            ["'accounts.uid_max'", "must not be below uid_min"]),
-    "course_escapes_home": (GOOD + '[[courses]]\nrepo = "/srv/x.git"\nfolder = "../../etc"\n', ["'courses[0].folder'", "without '..'"]),
-    "branch_is_an_option": (GOOD + '[[courses]]\nrepo = "/srv/x.git"\nbranch = "--upload-pack=evil"\nfolder = "t"\n', ["'courses[0].branch'", "not a valid git branch"]),
+    "course_escapes_home": (GOOD + '[[courses]]\nrepo = "/srv/x.git"\nfolder = "../../etc"\n', ["'courses[1].folder'", "without '..'"]),
+    "branch_is_an_option": (GOOD + '[[courses]]\nrepo = "/srv/x.git"\nbranch = "--upload-pack=evil"\nfolder = "t"\n', ["'courses[1].branch'", "not a valid git branch"]),
     "bad_name_pattern": (GOOD.replace("[accounts]\n", "[accounts]\nname_pattern = \"([a-z\"\n"), ["'accounts.name_pattern'", "not a valid regular expression"]),
     "not_utf8": (b"[site]\npublic_url = \"http://\xff\"\n", ["not UTF-8"]),
 }

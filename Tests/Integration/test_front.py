@@ -128,12 +128,12 @@ def test_refused_account_gets_a_403_page(site):
 def test_ldap_down_on_a_first_visit_gets_503_with_retry_after(directory, site):
     directory.stop()
     try:
-        status, headers, _ = Browser("linus").get("/")
+        status, headers, _ = Browser("crowd39").get("/")
     finally:
         directory.start()
     # Apache's own LDAP auth fails first when LDAP is down: either way, no 200 and no account.
     assert status in (500, 503)
-    assert "linus:" not in pathlib.Path("/etc/passwd").read_text()
+    assert "crowd39:" not in pathlib.Path("/etc/passwd").read_text()
 
 
 # --- sudo: what the web server may and may not do (hydra's own sudoers file) -----------------
@@ -243,3 +243,24 @@ def test_missing_remote_user_says_authentication_is_not_configured(hostile_site)
     assert status == 500 and "Sign-in is not configured" in page
     log = pathlib.Path("/var/log/apache2/error.log").read_text(errors="replace")
     assert "no REMOTE_USER" in log
+
+
+def test_front_daemon_for_mod_proxy_fcgi_exits_cleanly_on_sigterm(site):
+    import os
+    import signal
+    import subprocess
+    import time
+    socket_path = "/run/hydra/.front/test-cgi.sock"
+    process = subprocess.Popen(["setpriv", "--reuid=www-data", "--regid=www-data", "--init-groups", "--reset-env",
+                                str(PREFIX / "hydra-cgi"), "--socket", socket_path], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(socket_path):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
