@@ -154,9 +154,9 @@ def main():
         browser.get("/")
         for connections in (4, 16):
             warm = wrk(f"{SITE_URL}/", connections=connections, auth=f"grace:{PASSWORD}")
-            hello = wrk(f"{SITE_URL}/hydra/health", connections=connections)
+            hello = wrk(f"{SITE_URL}/hydra/whoami", connections=connections, auth=f"grace:{PASSWORD}")
             print(f"| warm visit: GET / (auth, sudo ipynb-launch start reuses) | {connections} | {warm[0]:.0f} | {warm[1]:.1f} ms | {warm[2]:.1f} ms | {warm[3]} |")
-            print(f"| hello-world FastCGI (/hydra/health), same Apache | {connections} | {hello[0]:.0f} | {hello[1]:.2f} ms | {hello[2]:.2f} ms | {hello[3]} |")
+            print(f"| hello-world FastCGI (/hydra/whoami, same auth), same Apache | {connections} | {hello[0]:.0f} | {hello[1]:.2f} ms | {hello[2]:.2f} ms | {hello[3]} |")
             print(f"| ratio warm / hello p50 | {connections} | | {warm[1] / hello[1]:.1f}x | | |")
         firsts, bares = [], []
         for i in range(5, 10):

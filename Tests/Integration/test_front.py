@@ -187,10 +187,7 @@ def hostile_site(site):
     for name in HOSTILE_REMOTE_USERS:
         sh("htpasswd", "-b", "-m", *(["-c"] if not htpasswd.exists() else []), htpasswd, name, "pw")
     conf = pathlib.Path("/etc/apache2/sites-enabled/zz-hydra-test-hostile.conf")
-    conf.write_text("""# Test only: REMOTE_USER is whatever name the client sends (a file of hostile names).
-Listen 8081
-<VirtualHost *:8081>
-    AliasMatch "^/" "/usr/local/lib/hydra/hydra-cgi"
+    front_only = """    AliasMatch "^/" "/usr/local/lib/hydra/hydra-cgi"
     <Directory "/usr/local/lib/hydra">
         <Files "hydra-cgi">
             SetHandler fcgid-script
@@ -198,27 +195,20 @@ Listen 8081
             Require all granted
         </Files>
     </Directory>
-    <Location "/">
+"""
+    basic_from_file = """    <Location "/">
         AuthType Basic
         AuthName "hostile"
         AuthBasicProvider file
         AuthUserFile /etc/hydra-test-htpasswd
         Require valid-user
     </Location>
-</VirtualHost>
-# Test only: no authentication at all (REMOTE_USER missing).
-Listen 8082
-<VirtualHost *:8082>
-    AliasMatch "^/" "/usr/local/lib/hydra/hydra-cgi"
-    <Directory "/usr/local/lib/hydra">
-        <Files "hydra-cgi">
-            SetHandler fcgid-script
-            Options +ExecCGI
-            Require all granted
-        </Files>
-    </Directory>
-</VirtualHost>
-""")
+"""
+    conf.write_text(
+        "# Test only: REMOTE_USER is whatever name the client sends (a file of hostile names).\n"
+        f"Listen 8081\n<VirtualHost *:8081>\n{front_only}{basic_from_file}</VirtualHost>\n"
+        "# Test only: no authentication at all (REMOTE_USER missing).\n"
+        f"Listen 8082\n<VirtualHost *:8082>\n{front_only}</VirtualHost>\n")
     sh("apache2ctl", "graceful")
     import time
     time.sleep(1)

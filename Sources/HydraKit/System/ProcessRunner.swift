@@ -42,45 +42,28 @@ public enum ProcessRunner {
             throw SystemError("pipe for", executable, errno: code)
         }
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
-        if let shared = options.sharedDescriptor {
-            posix_spawn_file_actions_adddup2(&actions, shared, 3)
-            hydra_spawn_add_closefrom(&actions, 4)
-        } else {
-            hydra_spawn_add_closefrom(&actions, 3)
+        let spawned = Result { () throws(SystemError) -> pid_t in
+            try spawn(executable, arguments, environment: options.environment, newSession: options.newSession) { actions in
+                posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
+                posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+                posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+                if let shared = options.sharedDescriptor {
+                    posix_spawn_file_actions_adddup2(&actions, shared, 3)
+                    hydra_spawn_add_closefrom(&actions, 4)
+                } else {
+                    hydra_spawn_add_closefrom(&actions, 3)
+                }
+                if let directory = options.workingDirectory { hydra_spawn_add_chdir(&actions, directory) }
+            }
         }
-        if let directory = options.workingDirectory {
-            hydra_spawn_add_chdir(&actions, directory)
-        }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaultSignals = sigset_t(), emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        sigemptyset(&defaultSignals)
-        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaultSignals, signal) }
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
-        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
-        if options.newSession { flags |= Int32(hydra_spawn_setsid_flag) }
-        posix_spawnattr_setflags(&attributes, Int16(flags))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = options.environment.sorted(by: { $0.key < $1.key }).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for pointer in argv + envp { free(pointer) } }
-
-        var pid: pid_t = 0
-        let spawnResult = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        // The child's ends are the child's now (or nobody's, if it did not start).
         close(stdinPipe[0]); close(stdoutPipe[1]); close(stderrPipe[1])
-        guard spawnResult == 0 else {
+        let pid: pid_t
+        do {
+            pid = try spawned.get()
+        } catch {
             close(stdinPipe[1]); close(stdoutPipe[0]); close(stderrPipe[0])
-            throw SystemError("spawning", executable, errno: spawnResult)
+            throw error
         }
         return collect(pid: pid, stdin: stdinPipe[1], stdout: stdoutPipe[0], stderr: stderrPipe[0], options: options)
     }
@@ -93,14 +76,23 @@ public enum ProcessRunner {
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw SystemError("opening the server log", logPath) }
         defer { close(log) }
+        return try spawn(executable, arguments, environment: environment, newSession: true) { actions in
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, log, 1)
+            posix_spawn_file_actions_adddup2(&actions, log, 2)
+            hydra_spawn_add_closefrom(&actions, 3)
+            hydra_spawn_add_chdir(&actions, workingDirectory)
+        }
+    }
+
+    /// posix_spawn with the descriptors `arrange` sets up, every signal at its default and
+    /// unblocked, and optionally a session of its own.
+    private static func spawn(_ executable: String, _ arguments: [String], environment: [String: String], newSession: Bool,
+                              arrange: (inout posix_spawn_file_actions_t) -> Void) throws(SystemError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, log, 1)
-        posix_spawn_file_actions_adddup2(&actions, log, 2)
-        hydra_spawn_add_closefrom(&actions, 3)
-        hydra_spawn_add_chdir(&actions, workingDirectory)
+        arrange(&actions)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -109,15 +101,18 @@ public enum ProcessRunner {
         sigfillset(&defaultSignals)
         posix_spawnattr_setsigmask(&attributes, &emptyMask)
         posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
-        posix_spawnattr_setflags(&attributes, Int16(Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | Int32(hydra_spawn_setsid_flag)))
+        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        if newSession { flags |= Int32(hydra_spawn_setsid_flag) }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.sorted(by: { $0.key < $1.key }).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard result == 0 else { throw SystemError("starting", executable, errno: result) }
+        guard result == 0 else { throw SystemError("spawning", executable, errno: result) }
         return pid
     }
+
 
     private static func collect(pid: pid_t, stdin: Int32, stdout: Int32, stderr: Int32, options: Options) -> ProcessResult {
         var input = options.input ?? []
