@@ -230,15 +230,15 @@ def test_hostile_names_are_refused_before_ldap_and_change_nothing(directory, sit
 def test_hostile_names_through_sudo_as_the_web_server(site):
     before = account_files()
     for name in ["root", "www-data", "-oProxyCommand=id", "*)(uid=*", "ada;id"]:
-        result = as_web_server("sudo", "-n", ADD, "--", name)
+        result = as_web_server("sudo", "-n", ADD, "--json", "--", name)
         assert result.returncode in (INVALID_NAME, REFUSED), (name, result.stderr)
     assert account_files() == before
 
 
 def test_environment_cannot_be_smuggled_through_sudo(site):
-    result = as_web_server("sudo", "-n", "LD_PRELOAD=/tmp/evil.so", ADD, "herd27")
+    result = as_web_server("sudo", "-n", "LD_PRELOAD=/tmp/evil.so", ADD, "--json", "--", "herd27")
     assert result.returncode != 0 and "not allowed to set" in result.stderr
-    result = as_web_server("env", "PATH=/tmp/evil:/usr/bin", "sudo", "-n", "--preserve-env=PATH", ADD, "herd27")
+    result = as_web_server("env", "PATH=/tmp/evil:/usr/bin", "sudo", "-n", "--preserve-env=PATH", ADD, "--json", "--", "herd27")
     assert result.returncode != 0 and "not allowed to" in result.stderr
     assert "herd27" not in pathlib.Path("/etc/passwd").read_text()
 

@@ -5,7 +5,7 @@ import pathlib
 
 import pytest
 
-from conftest import PREFIX, account_files, as_web_server, config_text, sh
+from conftest import PREFIX, account_files, as_web_server, config_text, sh  # noqa: F401
 
 CONFIG_EXIT = 78
 
@@ -100,7 +100,13 @@ def test_config_in_a_world_writable_directory_is_not_trusted(site):
 def test_web_server_cannot_choose_the_config_through_sudo(site):
     path = write("attacker.toml", GOOD.replace("local_uid_fallback = true", "local_uid_fallback = true\nuid_min = 1"))
     before = account_files()
+    # sudoers allows the web server only `addldapuser --json -- NAME`: --config never gets through.
     result = as_web_server("sudo", "-n", PREFIX / "addldapuser", "--config", path, "linus")
-    assert result.returncode == CONFIG_EXIT
-    assert "--config cannot be used through sudo" in result.stderr
+    assert result.returncode != 0 and "password is required" in result.stderr  # sudo -n: no matching rule
+    # Smuggled after "--", it is a second name: a usage error.
+    result = as_web_server("sudo", "-n", PREFIX / "addldapuser", "--json", "--", "linus", "--config", path)
+    assert result.returncode == 64
+    # And run as root through sudo, the helper itself refuses to read another file.
+    result = sh("sudo", "-n", PREFIX / "addldapuser", "--config", path, "linus", check=False)
+    assert result.returncode == CONFIG_EXIT and "--config cannot be used through sudo" in result.stderr
     assert account_files() == before

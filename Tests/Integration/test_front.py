@@ -153,7 +153,7 @@ def test_sudo_refuses_the_web_server_anything_but_the_two_helpers(site, argv):
 
 def test_sudo_addldapuser_root_is_refused(site):
     before = account_files()
-    result = as_web_server("sudo", "-n", PREFIX / "addldapuser", "root")
+    result = as_web_server("sudo", "-n", PREFIX / "addldapuser", "--json", "--", "root")
     assert result.returncode == 77
     assert account_files() == before
 
