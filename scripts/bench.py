@@ -95,6 +95,33 @@ def first_visit(name):
     return (time.perf_counter() - started) * 1000
 
 
+def mod_proxy_fcgi_site():
+    """README's mod_proxy_fcgi setup on port 8083 beside the mod_fcgid site; returns the daemon."""
+    import subprocess
+    sh("a2enmod", "-q", "proxy_fcgi")
+    auth = pathlib.Path("/etc/hydra/apache-auth.conf").read_text()
+    pathlib.Path("/etc/apache2/sites-enabled/zz-bench-proxy-fcgi.conf").write_text(
+        f'Listen 8083\n<VirtualHost *:8083>\n<Location "/">\n{auth}\n</Location>\n'
+        'ProxyPassMatch "^/(?!user/)" "unix:/run/hydra/.front/cgi.sock|fcgi://localhost/"\n</VirtualHost>\n')
+    daemon = subprocess.Popen(["setpriv", "--reuid=www-data", "--regid=www-data", "--init-groups", "--reset-env",
+                               str(PREFIX / "hydra-cgi"), "--socket", "/run/hydra/.front/cgi.sock"])
+    sh("apache2ctl", "graceful")
+    time.sleep(1)
+    return daemon
+
+
+def mod_fcgid_vs_mod_proxy_fcgi():
+    daemon = mod_proxy_fcgi_site()
+    try:
+        print("\n| /hydra/whoami (auth), 16 connections | req/s | p50 | p99 |\n|---|---|---|---|")
+        for name, port in [("mod_fcgid (hydra.conf as shipped)", 80), ("mod_proxy_fcgi + hydra-cgi --socket", 8083)]:
+            rps, p50, p99, _ = wrk(f"http://localhost:{port}/hydra/whoami", connections=16, auth=f"ada:{PASSWORD}")
+            print(f"| {name} | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms |")
+    finally:
+        daemon.terminate()
+        daemon.wait()
+
+
 def main():
     directory = start_directory()
     start_site()
@@ -129,6 +156,7 @@ def main():
                 print(f"| {name}, {connections} connections | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
         processes = sh("pgrep", "-c", "-f", str(PREFIX / "hydra-cgi"), check=False).stdout.strip()
         print(f"\nhydra-cgi processes started by mod_fcgid: {processes}")
+        mod_fcgid_vs_mod_proxy_fcgi()
 
         print("\n## ipynb-launch (as the user, real git and Jupyter; issue 5)\n")
         launch = str(PREFIX / "ipynb-launch")

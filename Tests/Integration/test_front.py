@@ -254,3 +254,29 @@ def test_front_daemon_for_mod_proxy_fcgi_exits_cleanly_on_sigterm(site):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_front_as_a_daemon_behind_mod_proxy_fcgi_as_documented(site):
+    """README's mod_proxy_fcgi setup: hydra-cgi --socket, and one ProxyPassMatch line."""
+    import subprocess
+    import time
+    socket_path = "/run/hydra/.front/cgi.sock"
+    sh("a2enmod", "-q", "proxy_fcgi")
+    auth = pathlib.Path("/etc/hydra/apache-auth.conf").read_text()
+    conf = pathlib.Path("/etc/apache2/sites-enabled/zz-hydra-test-proxy-fcgi.conf")
+    conf.write_text(f'Listen 8083\n<VirtualHost *:8083>\n<Location "/">\n{auth}\n</Location>\n'
+                    f'ProxyPassMatch "^/(?!user/)" "unix:{socket_path}|fcgi://localhost/"\n</VirtualHost>\n')
+    daemon = subprocess.Popen(["setpriv", "--reuid=www-data", "--regid=www-data", "--init-groups", "--reset-env",
+                               str(PREFIX / "hydra-cgi"), "--socket", socket_path])
+    try:
+        sh("apache2ctl", "graceful")
+        time.sleep(1)
+        status, _, page = Browser("ken").get("/hydra/whoami", port=8083)
+        assert status == 200 and "Signed in as ken" in page
+        status, _, page = Browser("ken").get("/", port=8083)
+        assert status == 200 and 'action="/user/ken/login' in page
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+        conf.unlink()
+        sh("apache2ctl", "graceful")
