@@ -41,6 +41,7 @@ struct AddLDAPUser: ParsableCommand {
                 throw StepFailure("addldapuser must run as root (through sudo from the front)", status: .refused)
             }
             let path = try HydraConfig.path(option: config, environment: ProcessInfo.processInfo.environment)
+            HelperRun.ignoreCallerContext()
             let report = try AccountProvisioner(config: try HydraConfig.load(path: path), dryRun: dryRun).provision(name)
             let verb = dryRun ? "would be" : "is"
             let summary = report.actions.isEmpty

@@ -36,6 +36,8 @@ PEOPLE = {
     "rootish": (0, "Claims UID Zero"),      # the directory must not be able to make root
     "sysish": (100, "Claims a System UID"),
     "weird": (20010, "Weird: Name, =With\\Separators"),
+    "localfirst": (20050, "Local Before LDAP"),    # a local account with the directory's UID
+    "mismatch": (20051, "Mismatched UID"),          # a local account with another UID
 }
 PEOPLE.update({f"herd{i:02d}": (21000 + i, f"Herd Member {i}") for i in range(30)})
 PEOPLE.update({f"crowd{i:02d}": (22000 + i, f"Crowd Member {i}") for i in range(40)})  # first visits at once

@@ -150,12 +150,31 @@ def test_existing_privileged_account_is_never_added_to_the_hydra_group(site):
     assert account_files() == before
 
 
-def test_existing_ordinary_account_is_added_to_the_group(site):
-    sh("useradd", "--uid", "4000", "--no-log-init", "existinguser")
-    result = add("existinguser")
-    assert result.returncode == ALREADY_FINE
-    assert "existinguser" in grp.getgrnam("hydra").gr_mem
-    assert_runtime_dir_ready("existinguser")
+def test_existing_account_confirmed_by_the_directory_is_added_to_the_group(site):
+    sh("useradd", "--uid", "20050", "--no-log-init", "localfirst")
+    result = add("localfirst")
+    assert result.returncode == ALREADY_FINE, result.stderr
+    assert "localfirst" in grp.getgrnam("hydra").gr_mem
+    assert_runtime_dir_ready("localfirst")
+
+
+def test_local_login_of_the_same_name_is_not_handed_to_whoever_signs_in_as_it(site):
+    """Check 8: a local account hydra did not create, unknown to the directory, is refused."""
+    sh("useradd", "--uid", "4000", "--no-log-init", "deploy")
+    before = account_files()
+    result = add("deploy")
+    assert result.returncode == REFUSED
+    assert "check 8" in report(result)["error"]
+    assert account_files() == before
+
+
+def test_local_account_whose_uid_differs_from_the_directory_is_refused(site):
+    sh("useradd", "--uid", "4001", "--no-log-init", "mismatch")
+    before = account_files()
+    result = add("mismatch")
+    assert result.returncode == REFUSED
+    assert "4001" in report(result)["error"] and "20051" in report(result)["error"]
+    assert account_files() == before
 
 
 def test_planted_symlink_for_the_runtime_dir_is_replaced_not_followed(site):

@@ -27,6 +27,10 @@ public struct AccountPolicy: Sendable {
         case privilegedGroup
         /// 7. A new account's UID already belongs to another local account.
         case uidTaken
+        /// 8. An existing account hydra did not create, which the directory does not confirm
+        ///    (an entry with the same name and the same UID): a local login of the same name
+        ///    as someone who signs in to the site is not theirs to take.
+        case notConfirmed
 
         public var summary: String {
             switch self {
@@ -37,6 +41,7 @@ public struct AccountPolicy: Sendable {
             case .webServerAccount: "the web server's account"
             case .privilegedGroup: "member of a privileged group"
             case .uidTaken: "UID already in use"
+            case .notConfirmed: "a local account hydra did not create"
             }
         }
     }

@@ -65,6 +65,7 @@ public struct AccountProvisioner: Sendable {
         let entry: PasswdEntry
         if let existing = UserDatabase.user(named: name.value) {
             try policy.checkExisting(existing, name: name)
+            try confirm(existing, name: name)
             entry = existing
             outcome = .alreadyFine
             source = "existing"
@@ -72,7 +73,10 @@ public struct AccountProvisioner: Sendable {
             let (uid, gecos, origin) = try chooseUID(for: name)
             try policy.checkNew(uid: uid, name: name)
             actions.append("create account \(name) with UID \(uid) (\(origin))")
-            if !dryRun { try createAccount(name, uid: uid, gecos: gecos) }
+            if !dryRun {
+                try createAccount(name, uid: uid, gecos: gecos)
+                try recordAccount(name, uid: uid)
+            }
             entry = UserDatabase.user(named: name.value)
                 ?? PasswdEntry(name: name.value, uid: uid, gid: uid, gecos: gecos, home: home(of: name), shell: config.accounts.shell)
             outcome = .created
@@ -96,6 +100,33 @@ public struct AccountProvisioner: Sendable {
     }
 
     private func home(of name: UserName) -> String { "\(config.accounts.homeBase)/\(name.value)" }
+
+    /// Check 8: an existing account is used only if hydra created it (root's record in
+    /// `<stateDir>/accounts/NAME`) or the directory has this name with this very UID.
+    private func confirm(_ account: PasswdEntry, name: UserName) throws {
+        if recordedUID(of: name) == account.uid { return }
+        switch try directory.person(named: name) {
+        case .found(let person) where person.uidNumber == account.uid:
+            if !dryRun { try recordAccount(name, uid: account.uid) }
+        case .found(let person):
+            throw AccountRefusal(check: .notConfirmed, detail: "the local account \(name) has UID \(account.uid), the directory's \(name) has UID \(person.uidNumber)")
+        case .noSuchEntry, .notConfigured:
+            throw AccountRefusal(check: .notConfirmed, detail: "\(name) is a local account that hydra did not create and the directory does not know")
+        }
+    }
+
+    private func recordedUID(of name: UserName) -> UInt32? {
+        guard let records = try? DirectoryHandle.open("\(stateDir)/accounts"),
+              case .file(let bytes) = try? records.readEntry(name.value, maxBytes: 64) else { return nil }
+        return UInt32(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    private func recordAccount(_ name: UserName, uid: UInt32) throws {
+        let state = try DirectoryHandle.open(stateDir, createMode: 0o755)
+        let records = try state.subdirectory("accounts", createMode: 0o700)
+        let staging = try state.subdirectory("staging", createMode: 0o700)
+        try records.writeAtomically(name.value, Array("\(uid)\n".utf8), staging: staging, mode: 0o600)
+    }
 
     private func chooseUID(for name: UserName) throws -> (UInt32, String, String) {
         switch try directory.person(named: name) {

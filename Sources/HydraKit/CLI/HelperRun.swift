@@ -31,6 +31,13 @@ public enum HelperRun {
         }
     }
 
+    /// A root helper takes nothing from where its caller stood: libldap reads `./ldaprc` from
+    /// the working directory, so it works from `/`. (sudo's env_reset already drops LDAPRC and
+    /// LDAPCONF; /etc/ldap/ldap.conf, e.g. the site's TLS_CACERT, still applies.)
+    public static func ignoreCallerContext() {
+        _ = FileManager.default.changeCurrentDirectoryPath("/")
+    }
+
     public static func printJSON<Value: Encodable>(_ value: Value) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -71,17 +71,16 @@ public struct Front: Sendable {
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
             }
             let runtime = RuntimeDirectory(base: config.server.runtimeDir)
-            var held: [FileLock] = []
+            guard let turn = try gate.userTurn(name) else {
+                return startingPage(name, reason: "Your notebook server is starting.")
+            }
+            var held = [turn]
             if !SocketProbe.isListening("\(runtime.path(for: name))/jupyter.sock") {
-                switch try gate.admit(name) {
-                case .admitted(let user, let slot):
-                    held = [user, slot]
-                case .alreadyStarting:
-                    return startingPage(name, reason: "Your notebook server is starting.")
-                case .full:
+                guard let slot = try gate.startSlot() else {
                     logger.info("start deferred: \(gate.slots) servers are starting", metadata: ["user": "\(name)"])
                     return startingPage(name, reason: "Many notebook servers are starting right now; yours is next.")
                 }
+                held.append(slot)
             }
             refreshMirrors()
             let outcome = try withExtendedLifetime(held) { try helpers.startServer(name) }
@@ -91,7 +90,7 @@ public struct Front: Sendable {
             }
             logger.info("visit: \(answer.outcome) server", metadata: [
                 "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))", "start_ms": "\(Int(outcome.seconds * 1000))"])
-            return autoLogin(name, token: answer.token, next: next, https: request.isHTTPS)
+            return autoLogin(name, token: answer.token, next: next, https: request.isHTTPS || config.site.publicURL.lowercased().hasPrefix("https:"))
         } catch let refusal as AccountRefusal {
             logger.warning("visit refused: \(refusal)", metadata: ["user": "\(name)"])
             return page(403, "forbidden", title: "Not available for this account", values: ["name": name.value])
@@ -126,10 +125,10 @@ public struct Front: Sendable {
         case .done?, .alreadyFine?:
             return nil
         case .refused?, .invalidName?:
-            logger.warning("\(action) refused: \(outcome.message)", metadata: ["user": "\(name)"])
+            logger.warning("\(action) refused: \(LogSafe.quote(outcome.message, limit: 400))", metadata: ["user": "\(name)"])
             return page(403, "forbidden", title: "Not available for this account", values: ["name": name.value])
         case .ldapUnavailable?, .temporaryFailure?:
-            logger.error("\(action) could not finish: \(outcome.message)", metadata: ["user": "\(name)"])
+            logger.error("\(action) could not finish: \(LogSafe.quote(outcome.message, limit: 400))", metadata: ["user": "\(name)"])
             return page(503, "busy", title: "Please try again shortly", extraHeaders: [("Retry-After", "30")])
         default:
             return incident(name, "\(action) exited \(outcome.status): \(outcome.message)")
@@ -138,14 +137,15 @@ public struct Front: Sendable {
 
     func incident(_ name: UserName, _ detail: String) -> FrontResponse {
         let id = Secret.hexToken(byteCount: 4)
-        logger.error("incident \(id): \(detail)", metadata: ["user": "\(name)"])
+        // The detail may hold the end of the user's own server log: quoted, it cannot forge log lines.
+        logger.error("incident \(id): \(LogSafe.quote(detail, limit: 2000))", metadata: ["user": "\(name)"])
         return page(500, "unavailable", title: "hydra is not available", values: ["incident": id])
     }
 
     /// `next` only within the user's own server; anything else is their lab.
     func safeNext(_ candidate: String?, for name: UserName) -> String {
         let base = "/user/\(name.value)/"
-        guard let candidate, candidate.hasPrefix(base), !candidate.contains("//"), !candidate.contains("\\"),
+        guard let candidate, candidate.hasPrefix(base), !candidate.contains("//"), !candidate.contains("\\"), !candidate.contains("%"),
               !candidate.split(separator: "/").contains(".."),
               candidate.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else { return base + "lab" }
         return candidate
@@ -174,8 +174,12 @@ public struct Front: Sendable {
     func health() -> FrontResponse {
         let base = config.server.runtimeDir
         let users = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
-        let running = users.filter { UserName.isWellFormed($0) && SocketProbe.isListening("\(base)/\($0)/jupyter.sock") }.count
-        return .json(200, #"{"status":"ok","service":"hydra-cgi","servers_running":\#(running)}"# + "\n")
+        // Counted from the file system: health never connects to a socket a user controls.
+        let running = users.filter { name in
+            var info = stat()
+            return UserName.isWellFormed(name) && lstat("\(base)/\(name)/jupyter.sock", &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
+        }.count
+        return .json(200, #"{"status":"ok","service":"hydra-cgi","server_sockets":\#(running)}"# + "\n")
     }
 
     func page(_ status: Int, _ template: String, title: String, values: [String: Any] = [:], extraHeaders: [(String, String)] = []) -> FrontResponse {

@@ -2,10 +2,12 @@
 import Glibc
 #endif
 
-/// The front's two limits on starting servers, as file locks in `<runtime_dir>/.front` (they
-/// vanish with the process that held them, so a killed hydra-cgi never leaves one behind):
-/// - one start per user at a time: a second visit meanwhile gets the "starting" page;
-/// - at most `server.max_concurrent_starts` starts at once on the machine.
+/// The front's limits on running the helpers, as file locks in `<runtime_dir>/.front` (root's
+/// folder, group of the web server: users cannot touch them). A lock vanishes with the process
+/// that held it, so a killed hydra-cgi never leaves one behind.
+/// - one helper per user at a time: a second visit meanwhile gets the "starting" page, so no
+///   single user can occupy every front worker;
+/// - at most `server.max_concurrent_starts` servers starting at once on the machine.
 public struct StartGate: Sendable {
     public let directory: String
     public let slots: Int
@@ -15,22 +17,17 @@ public struct StartGate: Sendable {
         slots = config.server.maxConcurrentStarts
     }
 
-    public enum Admission {
-        case admitted(user: FileLock, slot: FileLock)
-        /// This user's server is being started by another request.
-        case alreadyStarting
-        /// The machine is starting as many servers as it may.
-        case full
+    /// This user's turn, or nil while another request works for the same user.
+    public func userTurn(_ name: UserName) throws -> FileLock? {
+        try? FileLock("user-\(name.value)", in: DirectoryHandle.open(directory), mode: 0o660, wait: false)
     }
 
-    public func admit(_ name: UserName) throws -> Admission {
+    /// A start slot, or nil when as many servers as allowed are starting.
+    public func startSlot() throws -> FileLock? {
         let front = try DirectoryHandle.open(directory)
-        guard let user = try? FileLock("start-\(name.value)", in: front, mode: 0o660, wait: false) else { return .alreadyStarting }
         for index in 0..<slots {
-            if let slot = try? FileLock("slot-\(index)", in: front, mode: 0o660, wait: false) {
-                return .admitted(user: user, slot: slot)
-            }
+            if let slot = try? FileLock("slot-\(index)", in: front, mode: 0o660, wait: false) { return slot }
         }
-        return .full
+        return nil
     }
 }

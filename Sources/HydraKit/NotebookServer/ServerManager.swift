@@ -71,7 +71,7 @@ public struct ServerManager: Sendable {
     public func start() throws -> LaunchReport {
         let started = monotonicSeconds()
         let runtime = try openRuntimeDir()
-        let lock = try FileLock("lock", in: runtime)
+        let lock = try waitForLock(runtime)
         defer { withExtendedLifetime(lock) {} }
 
         try home.prepare()
@@ -102,7 +102,7 @@ public struct ServerManager: Sendable {
     @discardableResult
     public func stop() throws -> Bool {
         let runtime = try openRuntimeDir()
-        let lock = try FileLock("lock", in: runtime)
+        let lock = try waitForLock(runtime)
         defer { withExtendedLifetime(lock) {} }
         let wasRunning = readRecord(runtime).map { UserProcesses.isAlive($0.pid) } ?? false
         try cleanUp(runtime)
@@ -110,6 +110,18 @@ public struct ServerManager: Sendable {
     }
 
     // MARK: the steps
+
+    /// The user's lock, waited for as long as a start may take (another start, a sync); after
+    /// that, a temporary failure rather than a visit that hangs.
+    func waitForLock(_ runtime: DirectoryHandle) throws -> FileLock {
+        let patience = Double(config.server.startTimeoutSeconds + config.sync.fetchTimeoutSeconds * max(1, config.courses.count))
+        do {
+            return try FileLock("lock", in: runtime, timeoutSeconds: patience)
+        } catch {
+            throw StepFailure("\(runtimeDir)/lock stayed taken for \(Int(patience)) s (another start or sync of \(identity.name) is running)",
+                              status: .temporaryFailure)
+        }
+    }
 
     func readRecord(_ runtime: DirectoryHandle) -> ServerRecord? {
         guard case .file(let bytes) = try? runtime.readEntry("server.json", maxBytes: 4096) else { return nil }

@@ -29,10 +29,15 @@ public enum SocketProbe {
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
+        // Never wait in connect(): a socket whose owner stopped accepting (a full backlog)
+        // answers EAGAIN at once instead of holding a front worker forever.
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard result == 0 else { close(fd); return nil }
+        _ = fcntl(fd, F_SETFL, flags)
         return fd
     }
 

@@ -112,6 +112,7 @@ public final class DirectoryHandle {
         var info = stat()
         guard fstat(file, &info) == 0 else { throw SystemError("stat", "\(path)/\(name)") }
         guard info.st_mode & S_IFMT == S_IFREG else { return .other }
+        guard Int(info.st_size) <= maxBytes else { throw SystemError("reading", "\(path)/\(name)", errno: EFBIG) }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var offset = 0
         while offset < bytes.count {
@@ -172,12 +173,21 @@ public final class FileLock {
     public let descriptor: Int32
     private var fd: Int32 { descriptor }
 
-    /// Opens or creates `name` inside `directory` (never through a link) and waits for the lock.
-    public init(_ name: String, in directory: DirectoryHandle, mode: mode_t = 0o600, wait: Bool = true) throws(SystemError) {
+    /// Opens or creates `name` inside `directory` (never through a link) and takes the lock:
+    /// waiting for it (at most `timeoutSeconds`, when given), or only if free (`wait: false`).
+    /// A lock another process of the same user holds is no reason to wait forever.
+    public init(_ name: String, in directory: DirectoryHandle, mode: mode_t = 0o600, wait: Bool = true,
+                timeoutSeconds: Double? = nil) throws(SystemError) {
         descriptor = openat(directory.fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw SystemError("opening lock file", "\(directory.path)/\(name)") }
-        while flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
+        let deadline = timeoutSeconds.map { monotonicSeconds() + $0 }
+        let blocking = wait && deadline == nil
+        while flock(fd, LOCK_EX | (blocking ? 0 : LOCK_NB)) != 0 {
             if errno == EINTR { continue }
+            if errno == EWOULDBLOCK, let deadline, monotonicSeconds() < deadline {
+                usleep(20_000)
+                continue
+            }
             let code = errno
             close(fd)
             throw SystemError("locking", "\(directory.path)/\(name)", errno: code)

@@ -42,7 +42,7 @@ public struct Mirror: Sendable {
         let directory = try DirectoryHandle.open(config.sync.mirrorDir, createMode: 0o755)
         let lock: FileLock
         do {
-            lock = try FileLock(".\(URL(fileURLWithPath: path).lastPathComponent).lock", in: directory, mode: 0o644, wait: false)
+            lock = try FileLock(".\(URL(fileURLWithPath: path).lastPathComponent).lock", in: directory, mode: 0o600, wait: false)
         } catch {
             return .busy
         }

@@ -91,7 +91,7 @@ public struct TutorialSync: Sendable {
         let state = try DirectoryHandle.open(stateDir, createMode: 0o700)
         // One sync of this folder at a time. Every git started below holds the lock too, so a
         // git left running by a killed sync keeps it until it ends.
-        let lock = try FileLock("\(stateName).lock", in: state)
+        let lock = try FileLock("\(stateName).lock", in: state, timeoutSeconds: fetchTimeoutSeconds + 30)
         defer { withExtendedLifetime(lock) {} }
         let git = Git(gitDir: "\(stateDir)/\(stateName).git", timeoutSeconds: fetchTimeoutSeconds, settings: source.gitSettings,
                       lockDescriptor: lock.descriptor)
