@@ -1,5 +1,4 @@
-// OpenSSL's CSPRNG and constant-time compare. Wrapped by HydraKit/System/Secret.swift only.
+// OpenSSL's CSPRNG (HydraKit/System/Secret.swift) and SHA-1 for git blob ids
+// (HydraKit/System/Digest.swift): the only users of these pointers.
 #include <openssl/rand.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>

@@ -51,12 +51,11 @@ struct SystemTests {
         #expect(throws: SystemError.self) { try ProcessRunner.run("/nonexistent/program", []) }
     }
 
-    @Test("secrets: 256 bits of hex, different every time, compared in constant time")
+    @Test("secrets: 256 bits of hex, different every time")
     func secrets() {
         let a = Secret.hexToken(), b = Secret.hexToken()
         #expect(a.count == 64 && a.allSatisfy { $0.isHexDigit })
         #expect(a != b)
-        #expect(Secret.equal(a, a) && !Secret.equal(a, b) && !Secret.equal("", ""))
     }
 
     @Test("a file in a world-writable directory is not trusted")

@@ -22,10 +22,6 @@ public struct FrontRequest: Sendable {
     }
     public var isHTTPS: Bool { parameters["HTTPS"]?.lowercased() == "on" }
 
-    public func header(_ name: String) -> String? {
-        parameters["HTTP_" + name.uppercased().replacingOccurrences(of: "-", with: "_")]
-    }
-
     public func queryValue(_ key: String) -> String? {
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

@@ -14,11 +14,4 @@ public enum Secret {
             return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
         }.joined()
     }
-
-    /// Compares two secrets in constant time.
-    public static func equal(_ lhs: String, _ rhs: String) -> Bool {
-        let a = Array(lhs.utf8), b = Array(rhs.utf8)
-        guard a.count == b.count, !a.isEmpty else { return false }
-        return CRYPTO_memcmp(a, b, a.count) == 0
-    }
 }
