@@ -2,25 +2,25 @@
 /// system configuration (no aliases, hooks or credential helpers of anyone's), no prompts, and
 /// a timeout. Used only on hydra's own git directories, never in the user's folder.
 ///
-/// Its one configuration file is /etc/hydra/gitconfig (root's, from scripts/install-site):
-/// `safe.directory = *`, because the repositories hydra reads (the upstream, the shared
-/// mirror) belong to other accounts, and git 2.39 honours safe.directory only there. Fetching
-/// from a repository runs none of that repository's configuration, and hydra never runs git
-/// inside a repository it does not own.
+/// Its one configuration file (`configFile`, given as git's global configuration) names the
+/// single repository of another account that a command may read (the upstream, the shared
+/// mirror) as `safe.directory`: git 2.39 refuses to read another account's repository
+/// ("dubious ownership") and honours safe.directory only from that file, not from `-c`
+/// (checked). hydra never runs git inside a repository it does not own.
 public struct Git: Sendable {
     public let gitDir: String
     public let timeoutSeconds: Double
-    /// Extra `-c` settings, e.g. safe.directory for a mirror owned by the web server.
-    public let settings: [String]
+    /// The global configuration file for these commands (see `writeConfig`).
+    public let configFile: String
 
     /// A lock every git process started here also holds (see `ProcessRunner.Options.sharedDescriptor`):
     /// a git that outlives a killed caller keeps the directory locked until it ends.
     public let lockDescriptor: Int32?
 
-    public init(gitDir: String, timeoutSeconds: Double = 60, settings: [String] = [], lockDescriptor: Int32? = nil) {
+    public init(gitDir: String, timeoutSeconds: Double = 60, configFile: String = "/dev/null", lockDescriptor: Int32? = nil) {
         self.gitDir = gitDir
         self.timeoutSeconds = timeoutSeconds
-        self.settings = settings
+        self.configFile = configFile
         self.lockDescriptor = lockDescriptor
     }
 
@@ -34,11 +34,25 @@ public struct Git: Sendable {
         }
     }
 
-    public static let configPath = "/etc/hydra/gitconfig"
+    /// Writes `name` in `directory` (when it changed): a git configuration naming `source` as
+    /// the one safe.directory, if it is a repository on this machine. Returns its path.
+    public static func writeConfig(_ name: String, in directory: DirectoryHandle, staging: DirectoryHandle,
+                                   readableSource source: String) throws -> String {
+        let path = source.hasPrefix("file://") ? String(source.dropFirst("file://".count)) : source
+        var text = "# Written by hydra: the one repository of another account this git may read.\n"
+        if path.hasPrefix("/") {
+            let quoted = path.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            text += "[safe]\n\tdirectory = \"\(quoted)\"\n"
+        }
+        if try directory.readEntry(name, maxBytes: 1 << 16) != .file(Array(text.utf8)) {
+            try directory.writeAtomically(name, Array(text.utf8), staging: staging, mode: 0o644)
+        }
+        return "\(directory.path)/\(name)"
+    }
 
-    static func environment(home: String) -> [String: String] {
+    static func environment(home: String, configFile: String) -> [String: String] {
         ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home, "GIT_TERMINAL_PROMPT": "0",
-         "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": configPath, "GIT_ASKPASS": "/bin/false",
+         "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": configFile, "GIT_ASKPASS": "/bin/false",
          "SSH_ASKPASS": "/bin/false", "GIT_SSH_COMMAND": "ssh -oBatchMode=yes"]
     }
 
@@ -46,12 +60,11 @@ public struct Git: Sendable {
     @discardableResult
     public func run(_ arguments: [String], timeout: Double? = nil, outputLimit: Int = 64 << 20) throws -> ProcessResult {
         var options = ProcessRunner.Options()
-        options.environment = Self.environment(home: "/nonexistent")
+        options.environment = Self.environment(home: "/nonexistent", configFile: configFile)
         options.timeoutSeconds = timeout ?? timeoutSeconds
         options.outputLimit = outputLimit
         options.sharedDescriptor = lockDescriptor
-        let settingArguments = settings.flatMap { ["-c", $0] }
-        let result = try ProcessRunner.run("/usr/bin/git", settingArguments + ["--git-dir=\(gitDir)"] + arguments, options: options)
+        let result = try ProcessRunner.run("/usr/bin/git", ["--git-dir=\(gitDir)"] + arguments, options: options)
         guard result.status == 0 else {
             let lines = result.errorText.split(separator: "\n")
             let important = lines.filter { $0.hasPrefix("fatal:") || $0.hasPrefix("error:") }

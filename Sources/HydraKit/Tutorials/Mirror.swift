@@ -48,7 +48,11 @@ public struct Mirror: Sendable {
         }
         defer { withExtendedLifetime(lock) {} }
         // The fetch's git holds the lock too: one left running by a killed caller keeps others out.
-        let git = Git(gitDir: path, timeoutSeconds: Double(config.sync.fetchTimeoutSeconds), lockDescriptor: lock.descriptor)
+        let staging = try directory.subdirectory(".staging", createMode: 0o700)
+        let configFile = try Git.writeConfig(".\(URL(fileURLWithPath: path).lastPathComponent).gitconfig", in: directory,
+                                             staging: staging, readableSource: course.repo)
+        let git = Git(gitDir: path, timeoutSeconds: Double(config.sync.fetchTimeoutSeconds), configFile: configFile,
+                      lockDescriptor: lock.descriptor)
         try git.ensureRepository()
         git.removeStaleLockFiles()
         try git.run(["fetch", "--quiet", "--prune", "--no-tags", "--depth=1", "--", course.repo, "+refs/heads/*:refs/heads/*"])

@@ -51,12 +51,9 @@ public struct TutorialSync: Sendable {
     public struct Source: Sendable {
         public var url: String
         public var branch: String
-        /// `-c` settings for reading it (safe.directory for a mirror owned by the web server).
-        public var gitSettings: [String]
-        public init(url: String, branch: String, gitSettings: [String] = []) {
+        public init(url: String, branch: String) {
             self.url = url
             self.branch = branch
-            self.gitSettings = gitSettings
         }
     }
 
@@ -93,9 +90,10 @@ public struct TutorialSync: Sendable {
         // git left running by a killed sync keeps it until it ends.
         let lock = try FileLock("\(stateName).lock", in: state, timeoutSeconds: fetchTimeoutSeconds + 30)
         defer { withExtendedLifetime(lock) {} }
-        let git = Git(gitDir: "\(stateDir)/\(stateName).git", timeoutSeconds: fetchTimeoutSeconds, settings: source.gitSettings,
-                      lockDescriptor: lock.descriptor)
         let staging = try state.subdirectory("staging", createMode: 0o700)
+        let git = Git(gitDir: "\(stateDir)/\(stateName).git", timeoutSeconds: fetchTimeoutSeconds,
+                      configFile: try Git.writeConfig("\(stateName).gitconfig", in: state, staging: staging, readableSource: source.url),
+                      lockDescriptor: lock.descriptor)
         if let commit = upToDateCommit(git) {
             // The common visit: the mirror has nothing new and the last delivery finished.
             report.commit = commit
