@@ -15,6 +15,12 @@ public struct RuntimeDirectory: Sendable {
 
     public func path(for name: UserName) -> String { "\(base)/\(name.value)" }
 
+    /// `isReady` for the configured web server group, looked up by name (false if it is missing).
+    public static func isReady(for name: UserName, uid: UInt32, config: HydraConfig) -> Bool {
+        guard let webGroup = UserDatabase.group(named: config.site.webServerGroup) else { return false }
+        return RuntimeDirectory(base: config.server.runtimeDir).isReady(for: name, uid: uid, webGID: webGroup.gid)
+    }
+
     /// Checked without privilege (the front's fast path): exists, a real directory, right owner, group and mode.
     public func isReady(for name: UserName, uid: UInt32, webGID: UInt32) -> Bool {
         var info = stat()

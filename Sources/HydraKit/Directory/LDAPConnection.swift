@@ -9,9 +9,6 @@ public struct LDAPFailure: Error, Equatable, CustomStringConvertible {
     public let code: Int32
     public let message: String
     public var description: String { "\(operation): \(message) (LDAP result \(code))" }
-
-    /// True when the server answered "no such object" (the base or the entry does not exist).
-    public var isNoSuchObject: Bool { code == LDAP_NO_SUCH_OBJECT }
 }
 
 /// One directory entry: its DN and the values of the attributes asked for.

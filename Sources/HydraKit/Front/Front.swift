@@ -65,8 +65,9 @@ public struct Front: Sendable {
             // The account policy's unprivileged checks first: root, system and privileged
             // accounts are refused here, without even a sudo call.
             try policy.checkName(name)
-            if let account = UserDatabase.user(named: name.value) { try policy.checkExisting(account, name: name) }
-            if !isAccountReady(name) {
+            let account = UserDatabase.user(named: name.value)
+            if let account { try policy.checkExisting(account, name: name) }
+            if !isAccountReady(name, account: account) {
                 let outcome = try helpers.addLDAPUser(name)
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
             }
@@ -101,13 +102,10 @@ public struct Front: Sendable {
 
     /// Whether the account is ready, judged without privilege: it exists, is in the hydra
     /// group, and its runtime directory and the front's lock folder are as addldapuser leaves them.
-    func isAccountReady(_ name: UserName) -> Bool {
-        guard let account = UserDatabase.user(named: name.value),
-              let webGroup = UserDatabase.group(named: config.site.webServerGroup),
-              UserDatabase.groupNames(of: account).contains(config.accounts.group) else { return false }
+    func isAccountReady(_ name: UserName, account: PasswdEntry?) -> Bool {
+        guard let account, UserDatabase.groupNames(of: account).contains(config.accounts.group) else { return false }
         var info = stat()
-        return RuntimeDirectory(base: config.server.runtimeDir).isReady(for: name, uid: account.uid, webGID: webGroup.gid)
-            && stat(gate.directory, &info) == 0
+        return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config) && stat(gate.directory, &info) == 0
     }
 
     /// The course mirrors, fetched when stale by whichever visit comes first; never fatal.

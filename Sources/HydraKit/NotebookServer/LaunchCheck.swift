@@ -13,11 +13,9 @@ public struct LaunchCheck: Sendable, Encodable {
     enum CodingKeys: String, CodingKey { case user, uid, ready, runtimeDir = "runtime_dir" }
 
     public init(config: HydraConfig, identity: LaunchIdentity) {
-        let runtime = RuntimeDirectory(base: config.server.runtimeDir)
-        let webGID = UserDatabase.group(named: config.site.webServerGroup)?.gid ?? UInt32.max
         user = identity.name.value
         uid = identity.account.uid
-        runtimeDir = runtime.path(for: identity.name)
-        ready = runtime.isReady(for: identity.name, uid: identity.account.uid, webGID: webGID)
+        runtimeDir = RuntimeDirectory(base: config.server.runtimeDir).path(for: identity.name)
+        ready = RuntimeDirectory.isReady(for: identity.name, uid: identity.account.uid, config: config)
     }
 }

@@ -61,8 +61,7 @@ public struct ServerManager: Sendable {
     /// The runtime directory exactly as addldapuser left it, or a refusal: a directory someone
     /// else controls could hold a socket that is not this user's server.
     func openRuntimeDir() throws -> DirectoryHandle {
-        let webGID = UserDatabase.group(named: config.site.webServerGroup)?.gid ?? UInt32.max
-        guard RuntimeDirectory(base: config.server.runtimeDir).isReady(for: identity.name, uid: identity.account.uid, webGID: webGID) else {
+        guard RuntimeDirectory.isReady(for: identity.name, uid: identity.account.uid, config: config) else {
             throw StepFailure("\(runtimeDir) is missing or not owned by \(identity.name) with group \(config.site.webServerGroup) and mode 2750; run addldapuser \(identity.name) as root", status: .refused)
         }
         return try DirectoryHandle.open(runtimeDir)
@@ -169,8 +168,7 @@ public struct ServerManager: Sendable {
     }
 
     func launch(_ runtime: DirectoryHandle) throws -> ServerRecord {
-        let jupyterRuntime = try runtime.subdirectory("jupyter", createMode: 0o700)
-        _ = try jupyterRuntime.status()
+        _ = try runtime.subdirectory("jupyter", createMode: 0o700)  // JUPYTER_RUNTIME_DIR, the user's alone
         rotateLog()
         var command = config.server.command
         if !command[0].hasPrefix("/") { command[0] = "\(config.server.pythonEnv)/bin/\(command[0])" }

@@ -26,8 +26,6 @@ public enum ProcessRunner {
         public var timeoutSeconds: Double = 30
         public var outputLimit: Int = 1 << 20
         public var workingDirectory: String? = nil
-        /// Start the child in a session of its own, and on timeout kill that whole group.
-        public var newSession: Bool = false
         /// A descriptor the child keeps as fd 3: a lock the child then holds as long as it runs,
         /// even if its parent is killed.
         public var sharedDescriptor: Int32? = nil
@@ -43,7 +41,7 @@ public enum ProcessRunner {
         }
 
         let spawned = Result { () throws(SystemError) -> pid_t in
-            try spawn(executable, arguments, environment: options.environment, newSession: options.newSession) { actions in
+            try spawn(executable, arguments, environment: options.environment, newSession: false) { actions in
                 posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
                 posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
                 posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
@@ -151,7 +149,7 @@ public enum ProcessRunner {
                 }
             }
         }
-        if timedOut { kill(options.newSession ? -pid : pid, SIGKILL) }
+        if timedOut { kill(pid, SIGKILL) }
         for fd in open { close(fd) }
         if inputFD >= 0 { close(inputFD) }
 
