@@ -41,6 +41,15 @@ PEOPLE = {
 }
 PEOPLE.update({f"herd{i:02d}": (21000 + i, f"Herd Member {i}") for i in range(30)})
 PEOPLE.update({f"crowd{i:02d}": (22000 + i, f"Crowd Member {i}") for i in range(40)})  # first visits at once
+# The end-to-end tests each have their own people, so test files never share an account.
+PEOPLE.update({
+    "hedy": (20101, "Hedy Lamarr"), "edsger": (20102, "Edsger Dijkstra"),              # test_browser
+    "radia": (20111, "Radia Perlman"), "donald": (20112, "Donald Knuth"),              # test_kerberos
+    "fran": (20121, "Frances Allen"), "tim": (20122, "Tim Berners-Lee"),               # test_faults
+    "margaret": (20123, "Margaret Hamilton"), "john": (20124, "John Backus"),
+    "niklaus": (20125, "Niklaus Wirth"), "leslie": (20126, "Leslie Lamport"),
+})
+PEOPLE.update({f"swarm{i:02d}": (23000 + i, f"Swarm Member {i}") for i in range(30)})  # test_load
 
 
 def sh(*argv, check=True, input=None, env=None, timeout=120):

@@ -11,7 +11,11 @@ HYDRA_SWIFT=${HYDRA_SWIFT:-$(command -v swift || echo /opt/swift/usr/bin/swift)}
 HYDRA_RUNTIME_PACKAGES=(apache2 libapache2-mod-fcgid sudo git libfcgi0ldbl libldap-2.5-0 python3-venv ca-certificates)
 HYDRA_BUILD_PACKAGES=(libfcgi-dev libldap-dev libssl-dev pkg-config)
 HYDRA_DEMO_PACKAGES=(slapd ldap-utils)
-HYDRA_TEST_PACKAGES=(slapd ldap-utils curl psmisc procps iproute2 util-linux wrk)
+# The end-to-end tests add a real browser, a KDC with Kerberos clients, sshd and systemd's
+# tools (systemd-analyze verifies the unit hydra would start; systemd need not be running).
+HYDRA_TEST_PACKAGES=(slapd ldap-utils curl psmisc procps iproute2 util-linux wrk
+    chromium chromium-driver fonts-dejavu-core krb5-kdc krb5-user libapache2-mod-auth-gssapi
+    openssh-server systemd)
 
 # Jupyter versions, pinned so tests and benchmarks are comparable from run to run.
 HYDRA_JUPYTER_REQUIREMENTS=("jupyter-server==2.21.*" "jupyterlab==4.6.*" "ipykernel==7.*")
