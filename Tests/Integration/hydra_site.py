@@ -18,6 +18,8 @@ if os.environ.get("HYDRA_SANDBOX") != "1":
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ["HYDRA_BIN"])
 PREFIX = pathlib.Path("/usr/local/lib/hydra")
+# Screenshots and figures go here; scripts/test exports it from the sandbox and prints figures/*.txt.
+ARTIFACTS = pathlib.Path(os.environ.get("HYDRA_ARTIFACTS", REPO / "artifacts"))
 LDAP_DIR = pathlib.Path("/var/lib/hydra-test/ldap")
 LDAP_URL = "ldap://127.0.0.1:389/"
 SITE_URL = "http://localhost"
