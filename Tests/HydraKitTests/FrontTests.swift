@@ -14,6 +14,23 @@ struct FrontTests {
         #expect(text.hasPrefix("Status: 302 Found\r\n"))
     }
 
+    @Test("cookies are found by exact name, not by a name that ends or starts the same")
+    func cookies() {
+        let request = FrontRequest(parameters: ["HTTP_COOKIE": "xhydra-server=evil; hydra-server=abc; hydra-server2=x"])
+        #expect(request.cookie("hydra-server") == "abc")
+        #expect(FrontRequest(parameters: ["HTTP_COOKIE": "hydra-serverx=1"]).cookie("hydra-server") == nil)
+        #expect(FrontRequest(parameters: [:]).cookie("hydra-server") == nil)
+    }
+
+    @Test("the returning-browser cookie is a one-way tag of the token, path /, HttpOnly, cleared with Max-Age=0")
+    func serverCookie() {
+        let token = String(repeating: "ab", count: 32)
+        let tag = front.serverTag(token)
+        #expect(tag.count == 20 && !token.contains(tag) && tag != front.serverTag(String(repeating: "cd", count: 32)))
+        #expect(front.serverCookie(tag, https: true) == "hydra-server=\(tag); Path=/; HttpOnly; SameSite=Lax; Secure")
+        #expect(front.serverCookie("", https: false, expired: true).contains("Max-Age=0"))
+    }
+
     @Test("a missing REMOTE_USER is a 500 page saying authentication is not configured")
     func noRemoteUser() {
         let response = front.handle(FrontRequest(parameters: ["REQUEST_URI": "/hydra/whoami"]))
@@ -62,8 +79,10 @@ struct FrontTests {
         #expect(body.contains("action=\"/user/ada/login?next=%2Fuser%2Fada%2Flab\""))
         let nonce = try #require(headers["Content-Security-Policy"]?.split(separator: "'").first { $0.hasPrefix("nonce-") })
         #expect(body.contains("<script nonce=\"\(nonce.dropFirst(6))\">"))
-        let cookie = try #require(headers["Set-Cookie"])
-        #expect(cookie.hasPrefix("_xsrf=") && cookie.contains("Path=/user/ada/") && cookie.contains("Secure") && cookie.contains("SameSite=Strict"))
+        let cookies = response.headers.filter { $0.0 == "Set-Cookie" }.map(\.1)
+        let xsrf = try #require(cookies.first { $0.hasPrefix("_xsrf=") })
+        #expect(xsrf.contains("Path=/user/ada/") && xsrf.contains("Secure") && xsrf.contains("SameSite=Strict"))
+        #expect(cookies.contains { $0.hasPrefix("hydra-server=\(front.serverTag("t<o>\"k"));") })
         #expect(headers["Cache-Control"] == "no-store")
     }
 }

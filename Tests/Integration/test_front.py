@@ -1,14 +1,29 @@
 """Issue 6: from the site URL to the user's own JupyterLab, through real Apache, sudo, slapd and
 Jupyter, on one origin, with XSRF checks on."""
+import grp
 import json
+import os
 import pathlib
 import re
+import signal
 import urllib.parse
 
 import pytest
 
-from conftest import PREFIX, REPO, Browser, account_files, as_user, as_web_server, login_form, sh
+from conftest import (PREFIX, REPO, UPSTREAM, Browser, Upstream, account_files, as_user, as_web_server, login_form, sh,
+                      wait_for)
 
+
+
+def hydra_log():
+    """Apache's error logs: hydra-cgi's stderr goes to the main one (mod_fcgid), requests' errors to the site's."""
+    return "".join(pathlib.Path(f"/var/log/apache2/{name}").read_text() for name in ("error.log", "hydra-error.log"))
+
+
+def reload_front():
+    """The front reads hydra.toml when it starts: a graceful restart gives it a new one."""
+    sh("apache2ctl", "graceful")
+    wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health", check=False).stdout == "200")
 
 
 def sign_in(user):
@@ -45,8 +60,8 @@ def test_visit_answers_an_auto_login_page_that_keeps_xsrf_on(site):
     assert "Path=/user/ken/" in headers["Set-Cookie"] and "SameSite=Strict" in headers["Set-Cookie"]
     # The token is in the page body only: never in a URL or a log line.
     assert fields["password"] not in action
-    log = pathlib.Path("/var/log/apache2/hydra-error.log").read_text() + pathlib.Path("/var/log/apache2/hydra-access.log").read_text()
-    assert fields["password"] not in log
+    log = hydra_log() + pathlib.Path("/var/log/apache2/hydra-access.log").read_text()
+    assert "visit: started server" in log and fields["password"] not in log
 
 
 def test_auto_login_post_then_lab_answers(site):
@@ -104,6 +119,76 @@ def test_logout_leads_back_to_the_front_and_a_new_login_works(site):
     status, _, page = browser.get("/?next=%2Fuser%2Fken%2Ftree")
     action, _ = login_form(page)
     assert action.endswith("next=%2Fuser%2Fken%2Ftree")
+
+
+
+
+def test_returning_browser_goes_straight_to_its_lab_without_running_a_helper(site):
+    browser, fields, _ = sign_in("alan")
+    assert browser.cookies["hydra-server"] and browser.cookies["hydra-server"] not in fields["password"]
+    status, headers, _ = browser.get("/")
+    assert status == 302 and headers["Location"] == "/user/alan/lab", (status, headers)
+    assert "visit: running server, sent to the lab" in hydra_log()
+    status, _, page = browser.get(headers["Location"])
+    assert status == 200 and "JupyterLab" in page
+
+
+def test_browser_without_a_jupyter_login_gets_the_auto_login_page_from_the_running_server(site):
+    first, fields, _ = sign_in("alan")
+    # A new browser, or one whose Jupyter cookie expired (Jupyter then sends it to /?next=...):
+    # the page comes from the running server's published token, never a redirect loop.
+    for browser, path in ((Browser("alan"), "/"), (first, "/?next=%2Fuser%2Falan%2Flab")):
+        status, _, page = browser.get(path)
+        assert status == 200, page
+        _, again = login_form(page)
+        assert again["password"] == fields["password"]
+    first.cookies["hydra-server"] = "0" * 20  # a tag of a replaced server
+    status, _, page = first.get("/")
+    assert status == 200 and login_form(page)[1]["password"] == fields["password"]
+
+
+def test_login_token_file_is_for_the_web_server_only_not_other_users(site):
+    sign_in("alan")
+    token_file = pathlib.Path("/run/hydra/alan/login-token")
+    info = token_file.lstat()
+    assert oct(info.st_mode & 0o7777) == "0o640" and info.st_gid == grp.getgrnam("www-data").gr_gid
+    assert as_web_server("cat", token_file).stdout.strip()
+    other = sh("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat", token_file, check=False)
+    assert other.returncode != 0 and "Permission denied" in other.stderr
+
+
+def test_dead_server_behind_a_returning_browser_is_restarted_not_proxied(site):
+    browser, fields, _ = sign_in("alan")
+    pid = json.loads(as_user("alan", PREFIX / "ipynb-launch", "status", "--json").stdout)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pathlib.Path(f"/proc/{pid}").exists())
+    status, _, page = browser.get("/")
+    assert status == 200, page  # not a redirect into a dead socket
+    assert login_form(page)[1]["password"] != fields["password"]
+
+
+def test_warm_visit_syncs_the_course_after_the_answer(site, config):
+    config(**{"sync.visit_sync_interval_seconds": "0", "sync.fetch_interval_seconds": "0"})
+    reload_front()
+    browser, _, _ = sign_in("alan")
+    upstream = Upstream(UPSTREAM)
+    upstream.commit({"warm-visit.md": "delivered after the answer\n"})
+    status, _, _ = browser.get("/")
+    assert status == 302
+    delivered = pathlib.Path("/home/alan/tutorials/warm-visit.md")
+    wait_for(delivered.exists, timeout=60)
+    upstream.commit({}, remove=["warm-visit.md"])
+    config()
+    reload_front()
+
+
+def test_logged_out_page_forgets_the_returning_browser(site):
+    browser, _, _ = sign_in("alan")
+    status, headers, _ = browser.get("/?logged_out=1")
+    assert status == 200 and "hydra-server=;" in headers["Set-Cookie"] and "Max-Age=0" in headers["Set-Cookie"]
+    assert "hydra-server" not in browser.cookies
+    status, _, page = browser.get("/")
+    assert status == 200 and login_form(page)
 
 
 def test_next_cannot_send_the_login_elsewhere(site):

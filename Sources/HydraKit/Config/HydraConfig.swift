@@ -66,6 +66,9 @@ public struct HydraConfig: Sendable, Equatable {
         public var mirrorDir: String
         public var fetchIntervalSeconds: Int
         public var fetchTimeoutSeconds: Int
+        /// A visit to a running server is answered at once; the sync runs after the answer, at
+        /// most this often per user.
+        public var visitSyncIntervalSeconds: Int
         public var restoreDeleted: Bool
         public var dataPath: String
         public var dataLinkName: String
@@ -200,6 +203,7 @@ public struct HydraConfig: Sendable, Equatable {
             mirrorDir: try sync.absolutePath("mirror_dir", default: "/var/cache/hydra/mirrors"),
             fetchIntervalSeconds: try sync.int("fetch_interval_seconds", default: 300, in: 0...86_400),
             fetchTimeoutSeconds: try sync.int("fetch_timeout_seconds", default: 20, in: 1...3600),
+            visitSyncIntervalSeconds: try sync.int("visit_sync_interval_seconds", default: 60, in: 0...86_400),
             restoreDeleted: try sync.bool("restore_deleted", default: true),
             dataPath: try sync.string("data_path", default: ""),
             dataLinkName: try sync.string("data_link_name", default: "data"))

@@ -21,6 +21,10 @@ public enum FastCGI {
         let body = length > 0 ? [UInt8](FileHandle.standardInput.readData(ofLength: length)) : []
         let response = handler(FrontRequest(parameters: environment, body: body))
         FileHandle.standardOutput.write(Data(response.cgiBytes))
+        if let afterwards = response.afterwards {
+            close(STDOUT_FILENO)  // the web server sees the end of the answer now
+            afterwards()
+        }
     }
 
     /// Serves FastCGI requests on `socketPath` (a listening socket it creates) or, when nil,
@@ -97,7 +101,16 @@ public enum FastCGI {
                 buffer.withMemoryRebound(to: CChar.self) { _ = FCGX_PutStr($0.baseAddress, Int32($0.count), request.out) }
             }
             FCGX_Finish_r(&request)
-            state.end()
+            if let afterwards = response.afterwards {
+                // In its own thread, so this worker accepts the next request at once; counted
+                // as in flight, so a shutdown waits for it too.
+                Thread {
+                    afterwards()
+                    state.end()
+                }.start()
+            } else {
+                state.end()
+            }
         }
     }
 

@@ -4,7 +4,9 @@ import Logging
 /// The FastCGI front: one request in, one response out. Runs as the web server's user; every
 /// name goes through the shared validation before anything else sees it. A visit to `/`:
 /// the account (addldapuser, only when the unprivileged check finds something missing), the
-/// server (ipynb-launch start, through the start gate), then the auto-login page.
+/// server (ipynb-launch start, through the start gate), then the auto-login page. A visit
+/// while the server runs needs no helper: a returning browser is sent to its lab, another one
+/// gets the auto-login page, and the sync runs after the answer.
 public struct Front: Sendable {
     public let config: HydraConfig
     public let pages = Pages()
@@ -57,8 +59,10 @@ public struct Front: Sendable {
 
     func visit(_ request: FrontRequest, name: UserName) -> FrontResponse {
         let started = monotonicSeconds()
+        let https = request.isHTTPS || config.site.publicURL.lowercased().hasPrefix("https:")
         if request.queryValue("logged_out") != nil {
-            return page(200, "logged-out", title: "Logged out", values: ["name": name.value])
+            return page(200, "logged-out", title: "Logged out", values: ["name": name.value],
+                        extraHeaders: [("Set-Cookie", serverCookie("", https: https, expired: true))])
         }
         let next = safeNext(request.queryValue("next"), for: name)
         do {
@@ -70,6 +74,15 @@ public struct Front: Sendable {
             if !isAccountReady(name, account: account) {
                 let outcome = try helpers.addLDAPUser(name)
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
+            } else if let token = runningServerToken(name) {
+                // Jupyter sends a browser whose login cookie it does not accept back here with
+                // `next`: that one always gets the auto-login page, so there is no loop.
+                let returning = request.cookie(Self.serverCookieName) == serverTag(token) && request.queryValue("next") == nil
+                var response = returning ? .redirect(next) : autoLogin(name, token: token, next: next, https: https)
+                response.afterwards = deferredSync(name)
+                logger.info("visit: running server\(returning ? ", sent to the lab" : "")", metadata: [
+                    "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))"])
+                return response
             }
             let runtime = RuntimeDirectory(base: config.server.runtimeDir)
             guard let turn = try gate.userTurn(name) else {
@@ -91,7 +104,7 @@ public struct Front: Sendable {
             }
             logger.info("visit: \(answer.outcome) server", metadata: [
                 "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))", "start_ms": "\(Int(outcome.seconds * 1000))"])
-            return autoLogin(name, token: answer.token, next: next, https: request.isHTTPS || config.site.publicURL.lowercased().hasPrefix("https:"))
+            return autoLogin(name, token: answer.token, next: next, https: https)
         } catch let refusal as AccountRefusal {
             logger.warning("visit refused: \(refusal)", metadata: ["user": "\(name)"])
             return page(403, "forbidden", title: "Not available for this account", values: ["name": name.value])
@@ -106,6 +119,55 @@ public struct Front: Sendable {
         guard let account, UserDatabase.groupNames(of: account).contains(config.accounts.group) else { return false }
         var info = stat()
         return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config) && stat(gate.directory, &info) == 0
+    }
+
+    /// The running server's token, read without privilege from the runtime directory (where
+    /// ipynb-launch publishes it for the web server's group), when its socket accepts connections.
+    func runningServerToken(_ name: UserName) -> String? {
+        let directory = RuntimeDirectory(base: config.server.runtimeDir).path(for: name)
+        guard SocketProbe.isListening("\(directory)/jupyter.sock"),
+              case .file(let bytes)? = try? DirectoryHandle.open(directory).readEntry(ServerManager.loginTokenFile, maxBytes: 256)
+        else { return nil }
+        let token = String(decoding: bytes, as: UTF8.self)
+        return token.count >= 32 && token.allSatisfy(\.isHexDigit) ? token : nil
+    }
+
+    /// The sync a visit to a running server leaves for after its answer (through the same
+    /// helper, which also replaces a server that stopped answering), at most once per
+    /// `sync.visit_sync_interval_seconds` per user; nil when it ran more recently.
+    func deferredSync(_ name: UserName) -> (@Sendable () -> Void)? {
+        let stamp = "\(gate.directory)/synced-\(name.value)"
+        var info = stat()
+        if stat(stamp, &info) == 0, time(nil) - info.st_mtim.tv_sec < config.sync.visitSyncIntervalSeconds { return nil }
+        let file = open(stamp, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o660)
+        guard file >= 0 else { return nil }
+        futimens(file, nil)
+        close(file)
+        return { [self] in
+            // Another request working for this user does the same.
+            guard let turn = try? gate.userTurn(name) else { return }
+            refreshMirrors()
+            do {
+                let outcome = try withExtendedLifetime(turn) { try helpers.startServer(name) }
+                if outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine {
+                    logger.warning("sync after the visit: ipynb-launch start exited \(outcome.status): \(LogSafe.quote(outcome.message, limit: 400))",
+                                   metadata: ["user": "\(name)"])
+                }
+            } catch {
+                logger.warning("sync after the visit: \(error)", metadata: ["user": "\(name)"])
+            }
+        }
+    }
+
+    /// The cookie that lets a returning browser skip the auto-login page: a one-way tag of the
+    /// running server's token, so it is stale once that server is replaced. It grants nothing:
+    /// Apache checks REMOTE_USER and Jupyter its own login cookie.
+    static let serverCookieName = "hydra-server"
+
+    func serverTag(_ token: String) -> String { String(GitBlobID.of(Array(token.utf8)).prefix(20)) }
+
+    func serverCookie(_ value: String, https: Bool, expired: Bool = false) -> String {
+        "\(Self.serverCookieName)=\(value); Path=/; HttpOnly; SameSite=Lax" + (expired ? "; Max-Age=0" : "") + (https ? "; Secure" : "")
     }
 
     /// The course mirrors, fetched when stale by whichever visit comes first; never fatal.
@@ -159,6 +221,7 @@ public struct Front: Sendable {
             "action": action, "token": token, "xsrf": xsrf, "nonce": nonce])
         let cookie = "_xsrf=\(xsrf); Path=/user/\(name.value)/; SameSite=Strict" + (https ? "; Secure" : "")
         return .html(200, html, extraHeaders: [
+            ("Set-Cookie", serverCookie(serverTag(token), https: https)),
             ("Set-Cookie", cookie),
             ("Content-Security-Policy", "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
             ("X-Frame-Options", "DENY"),

@@ -22,6 +22,15 @@ public struct FrontRequest: Sendable {
     }
     public var isHTTPS: Bool { parameters["HTTPS"]?.lowercased() == "on" }
 
+    /// A cookie the browser sent, by name.
+    public func cookie(_ name: String) -> String? {
+        for pair in (parameters["HTTP_COOKIE"] ?? "").split(separator: ";") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts.first.map({ $0.trimmingCharacters(in: .whitespaces) }) == name { return parts.count > 1 ? String(parts[1]) : "" }
+        }
+        return nil
+    }
+
     public func queryValue(_ key: String) -> String? {
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -36,11 +45,19 @@ public struct FrontResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// Work that must not delay the answer: run once the response is sent.
+    public var afterwards: (@Sendable () -> Void)?
 
-    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = [], afterwards: (@Sendable () -> Void)? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.afterwards = afterwards
+    }
+
+    /// A redirect to a path of this site.
+    public static func redirect(_ location: String, extraHeaders: [(String, String)] = []) -> FrontResponse {
+        FrontResponse(status: 302, headers: [("Location", location), ("Cache-Control", "no-store")] + extraHeaders)
     }
 
     public static func html(_ status: Int, _ page: String, extraHeaders: [(String, String)] = []) -> FrontResponse {

@@ -76,13 +76,28 @@ public struct ServerManager: Sendable {
         try home.prepare()
         let sync = home.syncCourses()
         if let record = readRecord(runtime), isServing(record) {
+            try publishLoginToken(record, in: runtime)
             return report(record, outcome: "reused", since: started, sync: sync)
         }
         try cleanUp(runtime)
         let record = try launch(runtime)
         try waitUntilServing(record)
+        try publishLoginToken(record, in: runtime)
         return report(record, outcome: "started", since: started, sync: sync)
     }
+
+    /// The token of the running server, for the front (group of the web server, mode 0640): a
+    /// returning visitor is then logged in without running a helper. The web server can already
+    /// get the token by running `ipynb-launch start` as the user (sudoers.d/hydra); other local
+    /// users cannot enter the runtime directory.
+    func publishLoginToken(_ record: ServerRecord, in runtime: DirectoryHandle) throws {
+        let wanted = Array(record.token.utf8)
+        if case .file(let current)? = try? runtime.readEntry(Self.loginTokenFile, maxBytes: 4096), current == wanted { return }
+        try runtime.writeAtomically(Self.loginTokenFile, wanted, staging: runtime, mode: 0o640)
+    }
+
+    /// The file in the runtime directory that holds the running server's token for the front.
+    public static let loginTokenFile = "login-token"
 
     public func status() throws -> ServerStatus {
         let runtime = try openRuntimeDir()
@@ -163,6 +178,7 @@ public struct ServerManager: Sendable {
             kill(pid, SIGKILL)
         }
         while leaders.contains(where: UserProcesses.isAlive), monotonicSeconds() < deadline + 5 { usleep(20_000) }
+        try runtime.removeEntry(Self.loginTokenFile)
         try runtime.removeEntry("jupyter.sock")
         try runtime.removeEntry("server.json")
     }

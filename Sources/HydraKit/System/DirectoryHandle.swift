@@ -126,11 +126,13 @@ public final class DirectoryHandle {
     }
 
     /// Writes `bytes` to `name` atomically: a temporary file in `staging` (same file system),
-    /// then a rename over the target. A reader sees the old file or the new one, never half.
+    /// then a rename over the target, with exactly `mode`. A reader sees the old file or the new
+    /// one, never half.
     public func writeAtomically(_ name: String, _ bytes: [UInt8], staging: DirectoryHandle, mode: mode_t = 0o644) throws(SystemError) {
         let temporary = "write-\(getpid())"
         let file = openat(staging.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
         guard file >= 0 else { throw SystemError("creating", "\(staging.path)/\(temporary)") }
+        fchmod(file, mode)  // exactly `mode`, whatever the umask
         var offset = 0
         while offset < bytes.count {
             let count = bytes.withUnsafeBytes { Glibc.write(file, $0.baseAddress! + offset, $0.count - offset) }
