@@ -16,7 +16,7 @@ struct IpynbLaunch: ParsableCommand {
             Exit status:
             \(ExitStatus.helpTable([.done, .alreadyFine, .usage, .invalidName, .internalError, .systemError, .temporaryFailure, .refused, .configurationError]))
             """,
-        subcommands: [Start.self, Sync.self, Status.self, Stop.self, Check.self])
+        subcommands: [Start.self, Sync.self, Status.self, Stop.self, Check.self, Unit.self])
 }
 
 /// Options and the common run of every subcommand.
@@ -98,7 +98,7 @@ extension IpynbLaunch {
                 let text = status.running
                     ? "running (PID \(status.pid ?? 0), \((status.memoryBytes ?? 0) >> 20) MiB, \(status.kernels ?? 0) kernels, last activity \(status.lastActivity ?? "?"))"
                     : "not running"
-                return (status, .done, "\(status.user): \(text)")
+                return (status, .done, "\(status.user): \(text); servers run as \(status.supervision.summary)")
             }
         }
     }
@@ -112,6 +112,25 @@ extension IpynbLaunch {
                 let stopped = try ServerManager(config: config, identity: identity).stop()
                 return (["user": identity.name.value, "stopped": stopped ? "yes" : "no"], .done,
                         stopped ? "stopped the server of \(identity.name)" : "no server was running")
+            }
+        }
+    }
+
+    struct Unit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the systemd unit your server runs as where systemd is PID 1, with your limits.",
+            discussion: """
+                hydra starts it with systemd-run --user; this prints the same settings as a unit file, which \
+                systemd-analyze verify --user can check. Where systemd is not PID 1 the server runs detached \
+                with setrlimit limits instead (see status).
+                """)
+        @OptionGroup var common: Common
+
+        func run() throws {
+            try common.run("unit") { config, identity in
+                let unit = ServerManager(config: config, identity: identity).unit()
+                let report: [String: String] = ["name": unit.name, "unit_file": unit.unitFile]
+                return (report, .done, unit.unitFile)
             }
         }
     }

@@ -95,6 +95,13 @@ public struct AccountProvisioner: Sendable {
         } else {
             actions += try runtime.prepare(for: name, uid: entry.uid, webGID: webGroup.gid)
         }
+        // Under systemd the server runs in the user's own manager, which lingering keeps running.
+        let supervision = Supervision(config: config)
+        try supervision.requireAvailable()
+        if supervision.mode == .systemd, access(Supervision.lingerFile(name), F_OK) != 0 {
+            actions.append("enable lingering for \(name) (loginctl enable-linger)")
+            if !dryRun { try run("/usr/bin/loginctl", ["enable-linger", "--", name.value]) }
+        }
         return ProvisionReport(user: name.value, uid: entry.uid, outcome: outcome, source: source, home: entry.home,
                                runtimeDir: runtime.path(for: name), actions: actions, dryRun: dryRun)
     }

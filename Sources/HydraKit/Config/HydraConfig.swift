@@ -79,6 +79,7 @@ public struct HydraConfig: Sendable, Equatable {
     public var ldap: LDAP
     public var server: Server
     public var sync: Sync
+    public var limits: LimitSettings
     public var courses: [Course]
 
     /// Parses a document; `path` only names the file in messages.
@@ -214,6 +215,10 @@ public struct HydraConfig: Sendable, Equatable {
             throw sync.invalid("data_link_name", "must be a plain name inside the home")
         }
         try sync.finish()
+
+        var limits = try section("limits", &root)
+        self.limits = try limits.limitSettings()
+        try limits.finish()
 
         var courses: [Course] = []
         for var course in try root.tableArray("courses") {

@@ -17,6 +17,9 @@ struct TableReader {
         self.locator = locator
     }
 
+    /// The table's keys, sorted (for tables keyed by name, such as [limits.users]).
+    var keys: [String] { table.keys.sorted() }
+
     func qualified(_ key: String) -> String { section.isEmpty ? key : "\(section).\(key)" }
     func line(_ key: String) -> Int { locator.line(of: qualified(key)) }
 

@@ -114,11 +114,13 @@ public struct Front: Sendable {
     }
 
     /// Whether the account is ready, judged without privilege: it exists, is in the hydra
-    /// group, and its runtime directory and the front's lock folder are as addldapuser leaves them.
+    /// group, and its runtime directory, the front's lock folder and (under systemd) lingering
+    /// are as addldapuser leaves them.
     func isAccountReady(_ name: UserName, account: PasswdEntry?) -> Bool {
         guard let account, UserDatabase.groupNames(of: account).contains(config.accounts.group) else { return false }
         var info = stat()
-        return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config) && stat(gate.directory, &info) == 0
+        let lingering = Supervision(config: config).mode != .systemd || access(Supervision.lingerFile(name), F_OK) == 0
+        return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config) && stat(gate.directory, &info) == 0 && lingering
     }
 
     /// The running server's token, read without privilege from the runtime directory (where

@@ -40,6 +40,8 @@ public enum FrontMain {
             return error.exitStatus
         }
         let front = Front(config: config, logger: logger)
+        let overrides = config.limits.perUser.isEmpty ? "" : " (per-user limits for \(config.limits.perUser.count) accounts)"
+        logger.info("notebook servers run as \(Supervision(config: config).summary)\(overrides)")
         if socket == nil && !FastCGI.isFastCGI {
             FastCGI.serveCGI(front.handle)
             return .done

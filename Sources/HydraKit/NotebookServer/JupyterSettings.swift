@@ -49,8 +49,12 @@ public struct JupyterSettings: Sendable {
             c.IdentityProvider.secure_cookie = \(isHTTPS ? "True" : "False")
             # A new secret at every start: old login cookies die with the server.
             c.ServerApp.cookie_secret = os.urandom(32)
-            # The token: from the environment, removed so kernels and terminals do not inherit it.
-            c.IdentityProvider.token = os.environ.pop("HYDRA_TOKEN")
+            # The token: from a file of the user's own that ipynb-launch wrote, read once and removed
+            # (never in a command line, and kernels and terminals do not inherit it).
+            token_file = os.environ.pop("HYDRA_TOKEN_FILE")
+            with open(token_file) as f:
+                c.IdentityProvider.token = f.read().strip()
+            os.unlink(token_file)
 
 
             class HydraLogoutHandler(LogoutHandler):

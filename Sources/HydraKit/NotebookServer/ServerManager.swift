@@ -11,11 +11,12 @@ public struct LaunchReport: Sendable, Encodable {
     public let token: String
     public let outcome: String
     public let pid: Int32
+    public let supervisor: Supervision.Mode
     public let seconds: Double
     public let sync: [SyncReport]
 
     enum CodingKeys: String, CodingKey {
-        case user, socket, token, outcome, pid, seconds, sync
+        case user, socket, token, outcome, pid, supervisor, seconds, sync
         case baseURL = "base_url"
     }
 }
@@ -30,9 +31,10 @@ public struct ServerStatus: Sendable, Encodable {
     public let lastActivity: String?
     public let kernels: Int?
     public let memoryBytes: Int?
+    public let supervision: Supervision
 
     enum CodingKeys: String, CodingKey {
-        case user, running, pid, socket, started, kernels
+        case user, running, pid, socket, started, kernels, supervision
         case lastActivity = "last_activity", memoryBytes = "memory_bytes"
     }
 }
@@ -55,6 +57,8 @@ public struct ServerManager: Sendable {
     public var baseURL: String { "/user/\(identity.name.value)/" }
     var logPath: String { "\(runtimeDir)/server.log" }
     var home: HomeSetup { HomeSetup(config: config, account: identity.account) }
+    public var supervision: Supervision { Supervision(config: config, name: identity.name) }
+    public var unitName: String { SystemdUnit.name(for: identity.name) }
     /// Every server hydra starts for this user carries this in its command line.
     var marker: String { "--config=\(home.jupyterConfigPath)" }
 
@@ -104,12 +108,13 @@ public struct ServerManager: Sendable {
         guard let record = readRecord(runtime), isServing(record),
               let answer = probe(record, path: "api/status") else {
             return ServerStatus(user: identity.name.value, running: false, pid: nil, socket: socketPath, started: nil,
-                                lastActivity: nil, kernels: nil, memoryBytes: nil)
+                                lastActivity: nil, kernels: nil, memoryBytes: nil, supervision: supervision)
         }
         let info = (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8))) as? [String: Any]
         return ServerStatus(user: identity.name.value, running: true, pid: record.pid, socket: socketPath,
                             started: info?["started"] as? String, lastActivity: info?["last_activity"] as? String,
-                            kernels: info?["kernels"] as? Int, memoryBytes: UserProcesses.groupRSS(record.pid))
+                            kernels: info?["kernels"] as? Int, memoryBytes: UserProcesses.groupRSS(record.pid),
+                            supervision: supervision)
     }
 
     /// Stops the server: SIGTERM to its process group, SIGKILL after 10 s. Returns whether one ran.
@@ -167,6 +172,12 @@ public struct ServerManager: Sendable {
            UserProcesses.commandLine(of: record.pid).contains(marker) {
             leaders.insert(record.pid)
         }
+        if supervision.mode == .systemd {
+            // The unit goes first (systemd ends its whole control group), and a failed one is
+            // forgotten so that the name is free for the next start.
+            _ = try? systemctl(["stop", unitName])
+            _ = try? systemctl(["reset-failed", unitName])
+        }
         for pid in leaders {
             kill(-pid, SIGTERM)
             kill(pid, SIGTERM)
@@ -178,14 +189,18 @@ public struct ServerManager: Sendable {
             kill(pid, SIGKILL)
         }
         while leaders.contains(where: UserProcesses.isAlive), monotonicSeconds() < deadline + 5 { usleep(20_000) }
+        try? runtime.subdirectory("jupyter").removeEntry(Self.tokenFile)
         try runtime.removeEntry(Self.loginTokenFile)
         try runtime.removeEntry("jupyter.sock")
         try runtime.removeEntry("server.json")
     }
 
-    func launch(_ runtime: DirectoryHandle) throws -> ServerRecord {
-        _ = try runtime.subdirectory("jupyter", createMode: 0o700)  // JUPYTER_RUNTIME_DIR, the user's alone
-        rotateLog()
+    /// The file in JUPYTER_RUNTIME_DIR (the user's alone) that hands the token to the server,
+    /// which reads and removes it: never in a command line or a unit's environment.
+    static let tokenFile = "hydra-token"
+
+    /// The server as it is started, in either mode.
+    public func unit() -> SystemdUnit {
         var command = config.server.command
         if !command[0].hasPrefix("/") { command[0] = "\(config.server.pythonEnv)/bin/\(command[0])" }
         let account = identity.account
@@ -193,18 +208,85 @@ public struct ServerManager: Sendable {
             "HOME": account.home, "USER": account.name, "LOGNAME": account.name, "SHELL": account.shell,
             "PATH": "\(config.server.pythonEnv)/bin:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
             "HYDRA_USER": account.name, "HYDRA_SOCK": socketPath, "JUPYTER_RUNTIME_DIR": "\(runtimeDir)/jupyter",
+            "HYDRA_TOKEN_FILE": "\(runtimeDir)/jupyter/\(Self.tokenFile)",
         ]
+        return SystemdUnit(user: identity.name, command: command + [marker], environment: environment,
+                           workingDirectory: account.home, logPath: logPath, limits: supervision.limits)
+    }
+
+    func launch(_ runtime: DirectoryHandle) throws -> ServerRecord {
+        let jupyterRuntime = try runtime.subdirectory("jupyter", createMode: 0o700)  // JUPYTER_RUNTIME_DIR, the user's alone
+        rotateLog()
+        let supervision = supervision
+        appendToLog("hydra: starting the server at \(Date()) as \(supervision.summary)\n")
         let token = Secret.hexToken()
-        // Files the server creates are the user's alone (homes stay private).
-        let previousMask = umask(0o077)
-        defer { umask(previousMask) }
-        let pid = try ProcessRunner.spawnDetached(
-            command[0], Array(command.dropFirst()) + [marker], environment: environment.merging(["HYDRA_TOKEN": token]) { $1 },
-            workingDirectory: account.home, logPath: logPath)
+        try jupyterRuntime.writeAtomically(Self.tokenFile, Array(token.utf8), staging: jupyterRuntime, mode: 0o600)
+        let unit = unit()
+        let pid: pid_t
+        switch supervision.mode {
+        case .systemd:
+            pid = try startUnit(unit)
+        case .detached:
+            try supervision.applyProcessLimits()
+            // Files the server creates are the user's alone (homes stay private).
+            let previousMask = umask(0o077)
+            defer { umask(previousMask) }
+            let spawned = Result { () throws(SystemError) -> pid_t in
+                try ProcessRunner.spawnDetached(unit.command[0], Array(unit.command.dropFirst()),
+                                                environment: Dictionary(uniqueKeysWithValues: unit.environment),
+                                                workingDirectory: unit.workingDirectory, logPath: logPath)
+            }
+            if case .failure(let error) = spawned, error.code == EAGAIN {
+                throw StepFailure("\(identity.name) has as many processes as limits.tasks_max allows (\(supervision.limits.tasksMax ?? 0)); "
+                                  + "the server cannot start until some end", status: .temporaryFailure)
+            }
+            pid = try spawned.get()
+        }
         let record = ServerRecord(pid: pid, token: token, started: Date().timeIntervalSince1970)
         let data = try JSONEncoder().encode(record)
         try runtime.writeAtomically("server.json", Array(data), staging: runtime, mode: 0o600)
         return record
+    }
+
+    /// `systemd-run --user` into the user's own manager, then the unit's main PID.
+    func startUnit(_ unit: SystemdUnit) throws -> pid_t {
+        try supervision.requireAvailable()
+        // Lingering starts the user's manager at boot; just after addldapuser enabled it, it may still be starting.
+        let bus = Supervision.userManagerBus(uid: identity.account.uid)
+        let deadline = monotonicSeconds() + 10
+        while access(bus, F_OK) != 0 {
+            guard monotonicSeconds() < deadline else {
+                throw StepFailure("the systemd user manager of \(identity.name) is not running (no \(bus)); addldapuser \(identity.name) "
+                                  + "enables it (loginctl enable-linger \(identity.name))", status: .temporaryFailure)
+            }
+            usleep(100_000)
+        }
+        let started = try systemctl(unit.systemdRunArguments, program: "/usr/bin/systemd-run")
+        guard started.status == 0 else {
+            throw StepFailure("systemd-run \(unit.name) failed: \(started.errorText.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        let shown = try systemctl(["show", "--property=MainPID", "--value", unit.name])
+        guard let pid = pid_t(shown.outputText.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else {
+            throw StepFailure("\(unit.name) has no main process after systemd-run; its log ends:\n\(logTail())")
+        }
+        return pid
+    }
+
+    /// systemctl (or systemd-run) talking to this user's own manager.
+    @discardableResult
+    func systemctl(_ arguments: [String], program: String = "/usr/bin/systemctl") throws -> ProcessResult {
+        var options = ProcessRunner.Options()
+        let uid = identity.account.uid
+        options.environment["XDG_RUNTIME_DIR"] = "/run/user/\(uid)"
+        options.environment["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=\(Supervision.userManagerBus(uid: uid))"
+        return try ProcessRunner.run(program, program.hasSuffix("systemctl") ? ["--user"] + arguments : arguments, options: options)
+    }
+
+    func appendToLog(_ line: String) {
+        let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard log >= 0 else { return }
+        _ = line.utf8CString.withUnsafeBufferPointer { write(log, $0.baseAddress, $0.count - 1) }
+        close(log)
     }
 
     /// Returns once the server answers an authenticated request; no fixed sleep.
@@ -212,7 +294,8 @@ public struct ServerManager: Sendable {
         let deadline = monotonicSeconds() + Double(config.server.startTimeoutSeconds)
         while monotonicSeconds() < deadline {
             var status: Int32 = 0
-            if waitpid(record.pid, &status, WNOHANG) == record.pid {
+            // waitpid for a detached child; a unit's process is systemd's child, so only its liveness is seen.
+            if waitpid(record.pid, &status, WNOHANG) == record.pid || !UserProcesses.isAlive(record.pid) {
                 throw StepFailure("the notebook server exited during start-up (status \(status)); its log ends:\n\(logTail())")
             }
             if probe(record, path: "api/status")?.status == 200 { return }
@@ -238,7 +321,7 @@ public struct ServerManager: Sendable {
 
     func report(_ record: ServerRecord, outcome: String, since started: Double, sync: [SyncReport]) -> LaunchReport {
         LaunchReport(user: identity.name.value, socket: socketPath, baseURL: baseURL, token: record.token, outcome: outcome,
-                     pid: record.pid, seconds: (monotonicSeconds() - started).rounded(toPlaces: 3), sync: sync)
+                     pid: record.pid, supervisor: supervision.mode, seconds: (monotonicSeconds() - started).rounded(toPlaces: 3), sync: sync)
     }
 }
 
