@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from conftest import PREFIX, REPO, as_user, sh
+from conftest import PREFIX, REPO, as_user, sh, wait_for
 
 LAUNCH = PREFIX / "ipynb-launch"
 KERNEL = ["/opt/hydra/jupyter/bin/python", REPO / "Tests/Integration/kernel_roundtrip.py"]
@@ -170,3 +170,17 @@ def test_account_already_at_its_task_limit_gets_a_clear_temporary_failure(limite
     assert result.returncode == 75, result.stdout + result.stderr
     assert "limits.tasks_max" in json.loads(result.stdout)["error"]
     assert sh("pgrep", "-u", "sophie", "-f", "jupyter-lab", check=False).stdout == ""
+
+
+def test_server_outlives_a_full_apache_restart(limited):
+    limited("sophie")
+    report = start("sophie")
+    sh("apache2ctl", "stop")
+    try:
+        sh("bash", "-c", "for i in $(seq 100); do pgrep -x apache2 >/dev/null || exit 0; sleep 0.1; done; exit 1")
+        assert os.path.exists(f"/proc/{report['pid']}"), "the server died with Apache"
+    finally:
+        sh("apache2ctl", "start")
+        wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "http://localhost/hydra/health", check=False).returncode == 0)
+    again = start("sophie")
+    assert again["outcome"] == "reused" and again["pid"] == report["pid"]
