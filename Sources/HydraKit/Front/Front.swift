@@ -74,15 +74,17 @@ public struct Front: Sendable {
             if !isAccountReady(name, account: account) {
                 let outcome = try helpers.addLDAPUser(name)
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
-            } else if let token = runningServerToken(name) {
+            } else if let server = RunningServer(name, config: config) {
                 // Jupyter sends a browser whose login cookie it does not accept back here with
                 // `next`: that one always gets the auto-login page, so there is no loop.
-                let returning = request.cookie(Self.serverCookieName) == serverTag(token) && request.queryValue("next") == nil
-                var response = returning ? .redirect(next) : autoLogin(name, token: token, next: next, https: https)
-                response.afterwards = deferredSync(name)
-                logger.info("visit: running server\(returning ? ", sent to the lab" : "")", metadata: [
-                    "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))"])
-                return response
+                let returning = request.cookie(Self.serverCookieName) == server.tag && request.queryValue("next") == nil
+                if var response = returning ? .redirect(next)
+                    : server.token().map({ autoLogin(name, token: $0, serverTag: server.tag, next: next, https: https) }) {
+                    response.afterwards = deferredSync(name)
+                    logger.info("visit: running server\(returning ? ", sent to the lab" : "")", metadata: [
+                        "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))"])
+                    return response
+                }
             }
             let runtime = RuntimeDirectory(base: config.server.runtimeDir)
             guard let turn = try gate.userTurn(name) else {
@@ -104,7 +106,7 @@ public struct Front: Sendable {
             }
             logger.info("visit: \(answer.outcome) server", metadata: [
                 "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))", "start_ms": "\(Int(outcome.seconds * 1000))"])
-            return autoLogin(name, token: answer.token, next: next, https: https)
+            return autoLogin(name, token: answer.token, serverTag: RunningServer.tag(in: runtime.path(for: name)), next: next, https: https)
         } catch let refusal as AccountRefusal {
             logger.warning("visit refused: \(refusal)", metadata: ["user": "\(name)"])
             return page(403, "forbidden", title: "Not available for this account", values: ["name": name.value])
@@ -123,17 +125,6 @@ public struct Front: Sendable {
         return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config) && stat(gate.directory, &info) == 0 && lingering
     }
 
-    /// The running server's token, read without privilege from the runtime directory (where
-    /// ipynb-launch publishes it for the web server's group), when its socket accepts connections.
-    func runningServerToken(_ name: UserName) -> String? {
-        let directory = RuntimeDirectory(base: config.server.runtimeDir).path(for: name)
-        guard SocketProbe.isListening("\(directory)/jupyter.sock"),
-              case .file(let bytes)? = try? DirectoryHandle.open(directory).readEntry(ServerManager.loginTokenFile, maxBytes: 256)
-        else { return nil }
-        let token = String(decoding: bytes, as: UTF8.self)
-        return token.count >= 32 && token.allSatisfy(\.isHexDigit) ? token : nil
-    }
-
     /// The sync a visit to a running server leaves for after its answer (through the same
     /// helper, which also replaces a server that stopped answering), at most once per
     /// `sync.visit_sync_interval_seconds` per user; nil when it ran more recently.
@@ -146,8 +137,9 @@ public struct Front: Sendable {
         futimens(file, nil)
         close(file)
         return { [self] in
-            // Another request working for this user does the same.
-            guard let turn = try? gate.userTurn(name) else { return }
+            // After the helper another request is running for this user: a change that arrived
+            // since it began would otherwise wait for the next visit.
+            guard let turn = try? gate.userTurn(name, patience: Double(config.server.startTimeoutSeconds)) else { return }
             refreshMirrors()
             do {
                 let outcome = try withExtendedLifetime(turn) { try helpers.startServer(name) }
@@ -161,12 +153,10 @@ public struct Front: Sendable {
         }
     }
 
-    /// The cookie that lets a returning browser skip the auto-login page: a one-way tag of the
-    /// running server's token, so it is stale once that server is replaced. It grants nothing:
-    /// Apache checks REMOTE_USER and Jupyter its own login cookie.
+    /// The cookie that lets a returning browser skip the auto-login page: the running server's
+    /// tag, so it is stale once that server is replaced. It grants nothing: Apache checks
+    /// REMOTE_USER and Jupyter its own login cookie.
     static let serverCookieName = "hydra-server"
-
-    func serverTag(_ token: String) -> String { String(GitBlobID.of(Array(token.utf8)).prefix(20)) }
 
     func serverCookie(_ value: String, https: Bool, expired: Bool = false) -> String {
         "\(Self.serverCookieName)=\(value); Path=/; HttpOnly; SameSite=Lax" + (expired ? "; Max-Age=0" : "") + (https ? "; Secure" : "")
@@ -215,15 +205,14 @@ public struct Front: Sendable {
 
     /// The page that logs the user in: an `_xsrf` cookie and a form that posts the token, with
     /// the same `_xsrf`, to the user's own server; submitted by a script allowed by nonce.
-    func autoLogin(_ name: UserName, token: String, next: String, https: Bool) -> FrontResponse {
+    func autoLogin(_ name: UserName, token: String, serverTag: String?, next: String, https: Bool) -> FrontResponse {
         let xsrf = Secret.hexToken(byteCount: 16)
         let nonce = Secret.hexToken(byteCount: 16)
         let action = "/user/\(name.value)/login?next=" + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
         let html = pages.render("autologin", title: "Opening your notebooks", values: [
             "action": action, "token": token, "xsrf": xsrf, "nonce": nonce])
         let cookie = "_xsrf=\(xsrf); Path=/user/\(name.value)/; SameSite=Strict" + (https ? "; Secure" : "")
-        return .html(200, html, extraHeaders: [
-            ("Set-Cookie", serverCookie(serverTag(token), https: https)),
+        return .html(200, html, extraHeaders: (serverTag.map { [("Set-Cookie", serverCookie($0, https: https))] } ?? []) + [
             ("Set-Cookie", cookie),
             ("Content-Security-Policy", "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
             ("X-Frame-Options", "DENY"),
@@ -248,5 +237,39 @@ public struct Front: Sendable {
     func page(_ status: Int, _ template: String, title: String, values: [String: Any] = [:], extraHeaders: [(String, String)] = []) -> FrontResponse {
         .html(status, pages.render(template, title: title, values: values),
               extraHeaders: [("Content-Security-Policy", Pages.contentSecurityPolicy), ("X-Frame-Options", "DENY")] + extraHeaders)
+    }
+}
+
+/// The user's running server as the front sees it without privilege: its socket accepts
+/// connections, and ipynb-launch published its token in the runtime directory for the web
+/// server's group.
+struct RunningServer {
+    let directory: DirectoryHandle
+    /// Names this server instance without revealing anything: the published token file's inode
+    /// and time (every server start writes a new file).
+    let tag: String
+
+    init?(_ name: UserName, config: HydraConfig) {
+        let path = RuntimeDirectory(base: config.server.runtimeDir).path(for: name)
+        guard SocketProbe.isListening("\(path)/jupyter.sock"), let directory = try? DirectoryHandle.open(path),
+              let info = try? directory.entryStatus(ServerManager.loginTokenFile), let tag = Self.tag(of: info) else { return nil }
+        self.directory = directory
+        self.tag = tag
+    }
+
+    /// The tag of the token file in a runtime directory, if there is one.
+    static func tag(in path: String) -> String? {
+        (try? DirectoryHandle.open(path).entryStatus(ServerManager.loginTokenFile)).flatMap { Self.tag(of: $0) }
+    }
+
+    private static func tag(of info: stat) -> String? {
+        guard info.st_mode & S_IFMT == S_IFREG else { return nil }
+        return "\(info.st_ino).\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+    }
+
+    func token() -> String? {
+        guard case .file(let bytes)? = try? directory.readEntry(ServerManager.loginTokenFile, maxBytes: 256) else { return nil }
+        let token = String(decoding: bytes, as: UTF8.self)
+        return token.count >= 32 && token.allSatisfy(\.isHexDigit) ? token : nil
     }
 }

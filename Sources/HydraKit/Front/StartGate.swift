@@ -17,9 +17,11 @@ public struct StartGate: Sendable {
         slots = config.server.maxConcurrentStarts
     }
 
-    /// This user's turn, or nil while another request works for the same user.
-    public func userTurn(_ name: UserName) throws -> FileLock? {
-        try? FileLock("user-\(name.value)", in: DirectoryHandle.open(directory), mode: 0o660, wait: false)
+    /// This user's turn, or nil while another request works for the same user (after waiting
+    /// up to `patience` seconds: for work done after the answer, which may wait its turn).
+    public func userTurn(_ name: UserName, patience: Double? = nil) throws -> FileLock? {
+        try? FileLock("user-\(name.value)", in: DirectoryHandle.open(directory), mode: 0o660, wait: patience != nil,
+                      timeoutSeconds: patience)
     }
 
     /// A start slot, or nil when as many servers as allowed are starting.
