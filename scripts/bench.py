@@ -1,15 +1,49 @@
-"""hydra's benchmarks, run by scripts/bench inside scripts/sandbox. Prints figures, asserts nothing."""
+"""hydra's benchmarks, run by scripts/bench inside scripts/sandbox with JupyterHub's environment's
+Python (it brings tornado for the websocket client). Prints figures, asserts nothing.
+
+Part 1: hydra's own figures (addldapuser, the front, ipynb-launch).
+Part 2 (issue 8): hydra beside JupyterHub in the same run, each figure alternating between the
+two so that the machine's noise falls on both; ends with the table of ratios and goals.
+
+HYDRA_BENCH_QUICK=1: small counts, for trying the script out (figures not to be recorded).
+"""
+import asyncio
+import base64
+import concurrent.futures
+import email.utils
+import html
+import http.client
+import json
+import os
 import pathlib
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
+import uuid
+from datetime import datetime, timezone
+from html.parser import HTMLParser
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "Tests/Integration"))
-from hydra_site import (PASSWORD, PREFIX, SITE_URL, Browser, as_user, as_web_server, login_form,  # noqa: E402
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "Tests/Integration"))
+sys.path.insert(0, str(HERE))
+from hydra_site import (PASSWORD, PREFIX, SITE_URL, as_user, as_web_server,  # noqa: E402
                         refresh_mirrors, sh, start_directory, start_site, stop_site)
+from bench_hub import HUB_ENV, HUB_LOG, HUB_PASSWORD, HUB_PORT, Hub, versions  # noqa: E402
 
+QUICK = os.environ.get("HYDRA_BENCH_QUICK") == "1"
+FIGURES = {}  # figures from part 1 that the table of part 2 shows too
+
+
+def count(full, quick):
+    return quick if QUICK else full
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics and wrk
 
 def percentile(samples, p):
     ordered = sorted(samples)
@@ -29,12 +63,13 @@ def row(name, samples):
     print(f"| {name} | {statistics.median(samples):.1f} ms | {percentile(samples, 99):.1f} ms | {len(samples)} |")
 
 
-def wrk(url, seconds=5, connections=16, auth=None):
+def wrk(url, seconds=5, connections=16, auth=None, headers=()):
     argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if auth:
-        import base64
         argv += ["-H", "Authorization: Basic " + base64.b64encode(auth.encode()).decode()]
-    out = sh(*argv, url).stdout
+    for header in headers:
+        argv += ["-H", header]
+    out = sh(*argv, url, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def latency(p):
@@ -44,25 +79,447 @@ def wrk(url, seconds=5, connections=16, auth=None):
     return rps, latency(50), latency(99), int(errors.group(1)) if errors else 0
 
 
+def load_average():
+    return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
+
+
+# ---------------------------------------------------------------------------------------------
+# One generic browser for both sites
+
+class Form(HTMLParser):
+    """The first POST form of a page: its action, hidden fields and visible field names."""
+
+    def __init__(self, page):
+        super().__init__()
+        self.action = None
+        self.hidden = {}
+        self.visible = []
+        self._inside = False
+        self._done = False
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if self._done:
+            return
+        if tag == "form" and (a.get("method") or "").lower() == "post":
+            self.action, self._inside = a.get("action") or "", True
+        elif tag == "input" and self._inside and a.get("name"):
+            if (a.get("type") or "text").lower() == "hidden":
+                self.hidden[a["name"]] = a.get("value") or ""
+            elif (a.get("type") or "text").lower() in ("text", "password"):
+                self.visible.append(a["name"])
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self._inside:
+            self._inside, self._done = False, True
+
+
+class VisitFailed(Exception):
+    pass
+
+
+def text_of(page):
+    return re.sub(r"<[^>]+>|\s+", " ", page).strip()[:200]
+
+
+class Visitor:
+    """What a browser does, for either site: a path-aware cookie jar, keep-alive, redirects
+    followed; a POST form on the page is submitted (hydra's auto-login page submits itself by
+    script; JupyterHub's login page is filled in with the name and password); a progress
+    EventSource (JupyterHub's spawn-pending page) is read until it says ready, then the page is
+    reloaded, as its script does; a Refresh header (hydra's "starting" page) is honoured."""
+
+    def __init__(self, port, host, user, password, basic=False):
+        self.port, self.host, self.user, self.password = port, host, user, password
+        self.origin = f"http://{host}"
+        self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if basic else None
+        self.jar = {}  # (name, path) -> value
+        self.connection = None
+
+    # -- cookies
+    def cookie_header(self, path):
+        matching = sorted(((p, n, v) for (n, p), v in self.jar.items() if path.startswith(p)), key=lambda c: -len(c[0]))
+        seen, parts = set(), []
+        for _, name, value in matching:
+            if name not in seen:
+                seen.add(name)
+                parts.append(f"{name}={value}")
+        return "; ".join(parts)
+
+    def cookie(self, name, path="/"):
+        for (n, p), v in sorted(self.jar.items(), key=lambda c: -len(c[0][1])):
+            if n == name and path.startswith(p):
+                return v
+        return None
+
+    def drop(self, names):
+        for key in [k for k in self.jar if k[0] in names]:
+            del self.jar[key]
+
+    def store(self, header, request_path):
+        name, _, rest = header.partition("=")
+        value, *attributes = rest.split(";")
+        path = request_path.split("?")[0].rsplit("/", 1)[0] + "/"
+        gone = False
+        for attribute in attributes:
+            key, _, val = attribute.strip().partition("=")
+            key = key.lower()
+            if key == "path" and val.startswith("/"):
+                path = val if val.endswith("/") else val + "/"
+            elif key == "max-age" and val.strip().lstrip("-").isdigit() and int(val) <= 0:
+                gone = True
+            elif key == "expires":
+                try:
+                    gone = gone or email.utils.parsedate_to_datetime(val) < datetime.now(timezone.utc)
+                except (TypeError, ValueError):
+                    pass
+        name = name.strip()
+        if gone or value == "" and not attributes:
+            self.jar.pop((name, path), None)
+        else:
+            self.jar[(name, path)] = value.strip()
+
+    # -- requests
+    def headers(self, path, extra=None):
+        h = {"Host": self.host, "Accept": "text/html,*/*", "User-Agent": "hydra-bench"}
+        if self.basic:
+            h["Authorization"] = self.basic
+        cookies = self.cookie_header(path)
+        if cookies:
+            h["Cookie"] = cookies
+        h.update(extra or {})
+        return h
+
+    def request(self, method, path, body=None, extra=None):
+        headers = self.headers(path, extra)
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers["Origin"] = self.origin
+        for attempt in (1, 2):
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=180)
+            try:
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                text = response.read().decode(errors="replace")
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, http.client.CannotSendRequest):
+                self.connection.close()
+                self.connection = None
+                if attempt == 2:
+                    raise
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                self.store(value, path)
+        if response.will_close:
+            self.connection.close()
+            self.connection = None
+        return response.status, response.getheaders(), text
+
+    def wait_for_progress(self, url):
+        """Reads an EventSource until its event says ready (or failed)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=180)
+        try:
+            connection.request("GET", url, headers=self.headers(url, {"Accept": "text/event-stream"}))
+            response = connection.getresponse()
+            if response.status != 200:
+                raise VisitFailed(f"{url.split('?')[0]} answered {response.status}")
+            for raw in response:
+                line = raw.decode(errors="replace").strip()
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    if event.get("ready") or event.get("failed"):
+                        return
+        finally:
+            connection.close()
+
+    def visit(self, path="/", deadline_s=240, reloads=0):
+        """From `path` to the user's lab answering 200; returns (ms, hops, trace): trace has a
+        (method, path without query, status, ms) for each request, and ("wait", what, "", ms)
+        for the time spent waiting as the page says (progress events, Refresh).
+        reloads: how many times the visitor, like a patient person, reloads a page that
+        answered 502/503/504 or whose progress events broke off (after 2 s; a ("reload", ...)
+        entry in the trace). With 0, such a visit fails, as a browser alone would."""
+        lab = f"/user/{self.user}/lab"
+        started = time.perf_counter()
+        method, body, hops, trace = "GET", None, 0, []
+        while True:
+            if time.perf_counter() - started > deadline_s:
+                raise VisitFailed(f"{self.user}: no lab after {deadline_s} s (at {path})")
+            if trace and trace[-1][0] == "reload":
+                if sum(1 for t in trace if t[0] == "reload") > reloads:
+                    raise VisitFailed(f"{self.user}: {trace[-1][1]}")
+                time.sleep(2)
+            sent = time.perf_counter()
+            status, headers, page = self.request(method, path, body)
+            trace.append((method, path.split("?")[0], status, (time.perf_counter() - sent) * 1000))
+            hops += 1
+            header = {k.lower(): v for k, v in headers}
+            if status in (301, 302, 303, 307, 308):
+                target = urllib.parse.urlsplit(urllib.parse.urljoin(self.origin + path, header["location"]))
+                if target.netloc and target.netloc != self.host:
+                    raise VisitFailed(f"{self.user}: redirected off the site to {header['location']}")
+                path = target.path + ("?" + target.query if target.query else "")
+                if status in (301, 302, 303):
+                    method, body = "GET", None
+                continue
+            if status in (502, 503, 504) and method == "GET":
+                trace.append(("reload", f"GET {path.split('?')[0]} answered {status}", "", 0))
+                continue
+            if status != 200:
+                raise VisitFailed(f"{self.user}: {method} {path} answered {status}: {text_of(page)}")
+            if method == "GET" and path.split("?")[0] == lab:
+                return (time.perf_counter() - started) * 1000, hops, trace
+            method, body = "GET", None
+            progress = re.search(r'new EventSource\("([^"]+)"\)', page)
+            form = Form(page)
+            waited = time.perf_counter()
+            if progress:
+                try:
+                    self.wait_for_progress(html.unescape(progress.group(1)))
+                except (VisitFailed, OSError, http.client.HTTPException) as error:
+                    trace.append(("reload", f"progress events of {path.split('?')[0]} broke off: {error}", "", 0))
+                    continue
+                trace.append(("wait", "progress events", "", (time.perf_counter() - waited) * 1000))
+            elif "refresh" in header:
+                time.sleep(float(header["refresh"].split(";")[0]))
+                trace.append(("wait", "Refresh", "", (time.perf_counter() - waited) * 1000))
+            elif form.action is not None:
+                fields = dict(form.hidden)
+                for name in form.visible:
+                    fields[name] = self.user if "user" in name else self.password if "pass" in name else ""
+                target = urllib.parse.urlsplit(urllib.parse.urljoin(self.origin + path, html.unescape(form.action)))
+                path = target.path + ("?" + target.query if target.query else "")
+                method, body = "POST", urllib.parse.urlencode(fields)
+            else:
+                raise VisitFailed(f"{self.user}: {path} is a page a browser would stop at: "
+                                  f"{text_of(page)}")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        import socket
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def direct_get_ms(visitor, path, port=None, unix_socket=None):
+    """GET `path` straight from the user's server (no proxy) with the visitor's cookies, in ms."""
+    connection = UnixHTTPConnection(unix_socket) if unix_socket else http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {k: v for k, v in visitor.headers(path).items() if k != "Authorization"}
+    try:
+        started = time.perf_counter()
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise VisitFailed(f"{path} straight from the server answered {response.status}")
+        return (time.perf_counter() - started) * 1000
+    finally:
+        connection.close()
+
+
+class Site:
+    """One of the two sites as the benchmark sees it."""
+
+    def __init__(self, name, port, host, password, basic, login_cookies):
+        self.name, self.port, self.host, self.password, self.basic = name, port, host, password, basic
+        self.login_cookies = login_cookies
+
+    def visitor(self, user):
+        return Visitor(self.port, self.host, user, self.password, basic=self.basic)
+
+
+HYDRA = Site("hydra", 80, "localhost", PASSWORD, basic=True,
+             login_cookies=lambda user: {"hydra-jupyter", "hydra-server"})
+HUB = Site("JupyterHub", HUB_PORT, f"localhost:{HUB_PORT}", HUB_PASSWORD, basic=False,
+           login_cookies=lambda user: {f"jupyterhub-user-{user}"})
+
+
+def first_visit(site, user, reloads=0):
+    """A new user's first visit, from the site root until /user/NAME/lab answers 200."""
+    return site.visitor(user).visit("/", reloads=reloads)
+
+
+def _safe(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:  # a benchmark reports, it does not stop
+        return f"{args[-1]}: {error!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel round trip over the websocket, through each proxy
+
+class Route:
+    """How the kernel client reaches a user's server: through the site's proxy (`port`), or
+    straight to the server (a TCP port, or a Unix socket), with the same browser's cookies."""
+
+    def __init__(self, visitor, port=None, unix_socket=None):
+        from tornado import netutil
+        from tornado.simple_httpclient import SimpleAsyncHTTPClient
+        self.visitor, self.port, self.resolver = visitor, port or visitor.port, None
+        if unix_socket:
+            class UnixResolver(netutil.Resolver):
+                async def resolve(self, host, port, family=0):
+                    import socket
+                    return [(socket.AF_UNIX, unix_socket)]
+            self.resolver = UnixResolver()
+        self.client = SimpleAsyncHTTPClient(force_instance=True, resolver=self.resolver)
+
+    def url(self, scheme, path):
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+
+async def open_kernel(route):
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+    visitor = route.visitor
+    prefix = f"/user/{visitor.user}"
+    xsrf = visitor.cookie("_xsrf", prefix + "/")
+    headers = visitor.headers(prefix + "/api/kernels", {"X-XSRFToken": xsrf, "Origin": visitor.origin,
+                                                        "Content-Type": "application/json"})
+    response = await route.client.fetch(HTTPRequest(route.url("http", f"{prefix}/api/kernels"), method="POST",
+                                                    headers=headers, body=json.dumps({"name": "python3"})))
+    kernel = json.loads(response.body)["id"]
+    ws_headers = visitor.headers(prefix + "/api/kernels", {"Origin": visitor.origin})
+    url = route.url("ws", f"{prefix}/api/kernels/{kernel}/channels?session_id={uuid.uuid4().hex}")
+    connection = await websocket_connect(HTTPRequest(url, headers=ws_headers), resolver=route.resolver)
+    return kernel, connection
+
+
+async def execute(connection, code="1+1"):
+    """Sends execute_request; returns ms until both the result and the shell reply arrived."""
+    msg_id = uuid.uuid4().hex
+    started = time.perf_counter()
+    connection.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "bench", "session": uuid.uuid4().hex,
+                   "version": "5.3", "date": datetime.now(timezone.utc).isoformat()},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    result = reply = None
+    while result is None or reply is None:
+        raw = await asyncio.wait_for(connection.read_message(), 30)
+        if raw is None:
+            raise VisitFailed("websocket closed")
+        message = json.loads(raw)
+        if message.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind = message["header"]["msg_type"]
+        if kind == "execute_result":
+            result = message["content"]["data"]["text/plain"]
+        elif kind == "error":
+            raise VisitFailed(f"kernel error {message['content']['ename']}")
+        elif kind == "execute_reply":
+            reply = message["content"]["status"]
+    if result != "2":
+        raise VisitFailed(f"1+1 gave {result!r}")
+    return (time.perf_counter() - started) * 1000
+
+
+async def close_kernel(route, kernel, connection):
+    from tornado.httpclient import HTTPRequest
+    connection.close()
+    visitor = route.visitor
+    prefix = f"/user/{visitor.user}"
+    headers = visitor.headers(prefix + "/api/kernels", {"X-XSRFToken": visitor.cookie("_xsrf", prefix + "/"),
+                                                        "Origin": visitor.origin})
+    await route.client.fetch(HTTPRequest(route.url("http", f"{prefix}/api/kernels/{kernel}"), method="DELETE", headers=headers))
+
+
+async def kernel_round_trips(routes, runs):
+    """`runs` executions of 1+1 on each route, in turn, after 10 unmeasured ones each."""
+    opened = [await open_kernel(r) for r in routes]
+    samples = [[] for _ in routes]
+    try:
+        for i in range(runs + 10):
+            k = i % len(routes)
+            for side in list(range(k, len(routes))) + list(range(k)):
+                ms = await execute(opened[side][1])
+                if i >= 10:
+                    samples[side].append(ms)
+    finally:
+        for route, (kernel, connection) in zip(routes, opened):
+            await close_kernel(route, kernel, connection)
+    return samples
+
+
+def server_port(user, pattern):
+    """The TCP port a user's server listens on (JupyterHub's servers; read from ss)."""
+    server = pids("-u", user, "-f", pattern)[0]
+    for line in sh("ss", "-ltnpH").stdout.splitlines():
+        if f"pid={server}," in line:
+            return int(line.split()[3].rsplit(":", 1)[1])
+    raise RuntimeError(f"no listening port for {user}'s server {server}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory
+
+def pss_kib(pid):
+    """Proportional set size: shared pages divided among their users (sums add up)."""
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def rss_kib(pid):
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def pids(*pgrep_args):
+    return [int(p) for p in sh("pgrep", *pgrep_args, check=False).stdout.split()]
+
+
+def mib(kib):
+    return kib / 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 1: hydra's own figures
+
 def bare_jupyter_start(name):
     """A Jupyter Server + JupyterLab started by hand as `name`, with hydra's configuration, until
     its socket answers: the floor any launcher stands on."""
-    import os
-    import subprocess
     home = f"/home/{name}"
     sock = f"/tmp/bare-{name}.sock"
+    # The token as hydra's settings take it: a file of the user's own (HYDRA_TOKEN_FILE), or
+    # before that the environment (HYDRA_TOKEN).
+    token_file = pathlib.Path(f"/tmp/bare-{name}.token")
+    token_file.write_text("b" * 64)
+    token_file.chmod(0o600)
+    shutil.chown(token_file, name, name)
     env = {"HOME": home, "USER": name, "PATH": "/opt/hydra/jupyter/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-           "HYDRA_USER": name, "HYDRA_SOCK": sock, "HYDRA_TOKEN": "b" * 64, "JUPYTER_RUNTIME_DIR": f"/tmp/bare-{name}-rt"}
+           "HYDRA_USER": name, "HYDRA_SOCK": sock, "HYDRA_TOKEN": "b" * 64, "HYDRA_TOKEN_FILE": str(token_file),
+           "JUPYTER_RUNTIME_DIR": f"/tmp/bare-{name}-rt"}
     config = pathlib.Path("/tmp/bare-jupyter-config.py")
     config.write_text(pathlib.Path("/home/grace/.hydra/jupyter_config.py").read_text())  # hydra's own settings
     config.chmod(0o644)
     started = time.perf_counter()
     proc = subprocess.Popen(["setpriv", f"--reuid={name}", f"--regid={name}", "--init-groups", "/opt/hydra/jupyter/bin/jupyter-lab",
-                             f"--config={config}"], env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             f"--config={config}"], env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=open(f"/tmp/bare-{name}.log", "wb"))
     try:
         while True:
             if time.perf_counter() - started > 60 or proc.poll() is not None:
-                raise RuntimeError(f"bare Jupyter start for {name} did not answer")
+                log = pathlib.Path(f"/tmp/bare-{name}.log").read_text(errors="replace")[-600:]
+                raise RuntimeError(f"bare Jupyter start for {name} did not answer: {log}")
             out = sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock, "-H", "Authorization: token " + "b" * 64,
                      f"http://localhost/user/{name}/api/status", check=False).stdout
             if out == "200":
@@ -71,33 +528,13 @@ def bare_jupyter_start(name):
     finally:
         proc.terminate()
         proc.wait()
-        if os.path.exists(sock):
-            os.unlink(sock)
-
-
-def first_visit(name):
-    """A new user's first visit through Apache until /user/NAME/lab answers 200, in ms."""
-    started = time.perf_counter()
-    browser = Browser(name)
-    while True:
-        if time.perf_counter() - started > 180:
-            raise RuntimeError(f"{name} never got past the starting page")
-        status, _, page = browser.get("/")
-        if "Starting your notebook server" not in page:
-            break
-        time.sleep(0.5)
-    assert status == 200, page
-    action, fields = login_form(page)
-    status, _, _ = browser.post(action, fields)
-    assert status == 302
-    status, _, _ = browser.get(f"/user/{name}/lab")
-    assert status == 200
-    return (time.perf_counter() - started) * 1000
+        for leftover in (sock, token_file):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
 
 
 def mod_proxy_fcgi_site():
     """README's mod_proxy_fcgi setup on port 8083 beside the mod_fcgid site; returns the daemon."""
-    import subprocess
     sh("a2enmod", "-q", "proxy_fcgi")
     auth = pathlib.Path("/etc/hydra/apache-auth.conf").read_text()
     pathlib.Path("/etc/apache2/sites-enabled/zz-bench-proxy-fcgi.conf").write_text(
@@ -110,116 +547,346 @@ def mod_proxy_fcgi_site():
     return daemon
 
 
-def mod_fcgid_vs_mod_proxy_fcgi():
+def hydra_own_figures():
+    add = str(PREFIX / "addldapuser")
+    sh(add, "ada")
+    print("\n## addldapuser (real slapd, real useradd)\n")
+    print("| path | p50 | p99 | runs |\n|---|---|---|---|")
+    row("already fine, direct (root)", timed(lambda: sh(add, "ada", check=False), count(100, 10)))
+    row("already fine, through sudo as www-data", timed(lambda: as_web_server("sudo", "-n", add, "--json", "--", "ada"), count(100, 10)))
+    herd = iter([f"herd{i:02d}" for i in range(20)])
+    row("new account from LDAP (useradd -m)", timed(lambda: sh(add, next(herd)), count(20, 5)))
+
+    seconds = count(4, 2)
+    print(f"\n## The front through Apache (wrk -t2 -d{seconds}s after a 3 s warm-up)\n")
+    # A static file from a second virtual host of the same Apache, for comparison.
+    pathlib.Path("/etc/apache2/sites-enabled/hydra-bench.conf").write_text(
+        "Listen 8080\n<VirtualHost *:8080>\nDocumentRoot /var/www/hydra-bench\n</VirtualHost>\n")
+    pathlib.Path("/var/www/hydra-bench").mkdir(parents=True, exist_ok=True)
+    pathlib.Path("/var/www/hydra-bench/static.txt").write_text("hello\n")
     daemon = mod_proxy_fcgi_site()
     try:
-        print("\n| /hydra/whoami (auth), 16 connections | req/s | p50 | p99 |\n|---|---|---|---|")
-        for name, port in [("mod_fcgid (hydra.conf as shipped)", 80), ("mod_proxy_fcgi + hydra-cgi --socket", 8083)]:
-            rps, p50, p99, _ = wrk(f"http://localhost:{port}/hydra/whoami", connections=16, auth=f"ada:{PASSWORD}")
-            print(f"| {name} | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms |")
-    finally:
-        daemon.terminate()
-        daemon.wait()
-
-
-def main():
-    directory = start_directory()
-    start_site()
-    try:
-        add = str(PREFIX / "addldapuser")
-        sh(add, "ada")
-        print("\n## addldapuser (real slapd, real useradd)\n")
-        print("| path | p50 | p99 | runs |\n|---|---|---|---|")
-        row("already fine, direct (root)", timed(lambda: sh(add, "ada", check=False), 100))
-        row("already fine, through sudo as www-data", timed(lambda: as_web_server("sudo", "-n", add, "--json", "--", "ada"), 100))
-        herd = iter([f"herd{i:02d}" for i in range(30)])
-        row("new account from LDAP (useradd -m)", timed(lambda: sh(add, next(herd)), 20))
-
-        print("\n## The front through Apache with mod_fcgid (wrk -t2 -d5s after a 3 s warm-up)\n")
-        # A static file from a second virtual host of the same Apache, for comparison.
-        pathlib.Path("/etc/apache2/sites-enabled/hydra-bench.conf").write_text(
-            "Listen 8080\n<VirtualHost *:8080>\nDocumentRoot /var/www/hydra-bench\n</VirtualHost>\n")
-        pathlib.Path("/var/www/hydra-bench").mkdir(parents=True, exist_ok=True)
-        pathlib.Path("/var/www/hydra-bench/static.txt").write_text("hello\n")
-        sh("apache2ctl", "graceful")
-        time.sleep(1)
         # mod_fcgid starts its processes gradually: warm up, then measure the steady state.
         wrk(f"{SITE_URL}/hydra/whoami", seconds=3, auth=f"ada:{PASSWORD}")
         print("| target | req/s | p50 | p99 | non-2xx |\n|---|---|---|---|---|")
         for connections in (4, 16):
-            front = wrk(f"{SITE_URL}/hydra/whoami", connections=connections, auth=f"ada:{PASSWORD}")
-            health = wrk(f"{SITE_URL}/hydra/health", connections=connections)
-            static = wrk("http://localhost:8080/static.txt", connections=connections)
-            for name, (rps, p50, p99, bad) in [("hydra-cgi /hydra/whoami (LDAP Basic auth)", front),
-                                               ("hydra-cgi /hydra/health (no auth)", health),
-                                               ("static file, same Apache (no auth)", static)]:
+            for name, url, auth in [("hydra-cgi /hydra/whoami (LDAP Basic auth), mod_fcgid", f"{SITE_URL}/hydra/whoami", f"ada:{PASSWORD}"),
+                                    ("hydra-cgi /hydra/whoami (LDAP Basic auth), mod_proxy_fcgi + hydra-cgi --socket",
+                                     "http://localhost:8083/hydra/whoami", f"ada:{PASSWORD}"),
+                                    ("static file, same Apache (no auth)", "http://localhost:8080/static.txt", None)]:
+                rps, p50, p99, bad = wrk(url, seconds=seconds, connections=connections, auth=auth)
                 print(f"| {name}, {connections} connections | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
-        processes = sh("pgrep", "-c", "-f", str(PREFIX / "hydra-cgi"), check=False).stdout.strip()
-        print(f"\nhydra-cgi processes started by mod_fcgid: {processes}")
-        mod_fcgid_vs_mod_proxy_fcgi()
-
-        print("\n## ipynb-launch (as the user, real git and Jupyter; issue 5)\n")
-        launch = str(PREFIX / "ipynb-launch")
-        refresh_mirrors()
-        sh(add, "grace")
-        as_user("grace", launch, "start")
-        print("| path | p50 | p99 | runs |\n|---|---|---|---|")
-        row("warm start (server running, mirror fresh): reuse", timed(lambda: as_user("grace", launch, "start", "--json"), 50))
-        row("sync with nothing new", timed(lambda: as_user("grace", launch, "sync", "--json"), 50))
-        cold, bare = [], []
-        for i in range(5):
-            name = f"herd{i:02d}"
-            bare.append(bare_jupyter_start(name))
-            cold.append(timed(lambda: as_user(name, launch, "start", "--json"), 1)[0])
-            as_user(name, launch, "stop")
-        print(f"\ncold start of a new home (clone + server answering), median of 5: {statistics.median(cold):.0f} ms; "
-              f"bare Jupyter start with the same settings: {statistics.median(bare):.0f} ms "
-              f"(+{statistics.median(cold) - statistics.median(bare):.0f} ms, ratio {statistics.median(cold) / statistics.median(bare):.2f})")
-
-        print("\n## Visits through Apache (issue 6)\n")
-        print("| target | connections | req/s | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|")
-        browser = Browser("grace")
-        browser.get("/")
-        # One user's visits one after another: the front runs one helper per user at a time and
-        # answers a second simultaneous visit of the same user with the "starting" page.
-        for connections in (1,):
-            warm = wrk(f"{SITE_URL}/", connections=connections, auth=f"grace:{PASSWORD}")
-            hello = wrk(f"{SITE_URL}/hydra/whoami", connections=connections, auth=f"grace:{PASSWORD}")
-            print(f"| warm visit: GET / (auth, sudo ipynb-launch start reuses), one user | {connections} | {warm[0]:.0f} | {warm[1]:.1f} ms | {warm[2]:.1f} ms | {warm[3]} |")
-            print(f"| hello-world FastCGI (/hydra/whoami, same auth), same Apache | {connections} | {hello[0]:.0f} | {hello[1]:.2f} ms | {hello[2]:.2f} ms | {hello[3]} |")
-            print(f"| ratio warm / hello p50 | {connections} | | {warm[1] / hello[1]:.1f}x | | |")
-        firsts, bares = [], []
-        for i in range(5, 10):
-            name = f"herd{i:02d}"
-            firsts.append(first_visit(name))
-        for i in range(5, 10):
-            bares.append(bare_jupyter_start(f"herd{i:02d}"))
-        print(f"\nfirst visit of a new user until /user/NAME/lab answers 200, median of 5: {statistics.median(firsts):.0f} ms; "
-              f"bare Jupyter start: {statistics.median(bares):.0f} ms (+{statistics.median(firsts) - statistics.median(bares):.0f} ms)")
-
-        import concurrent.futures
-        herd = [f"crowd{i:02d}" for i in range(30)]
-        started = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(len(herd)) as pool:
-            results = list(pool.map(lambda n: _safe(first_visit, n), herd))
-        elapsed = time.perf_counter() - started
-        ok = sum(1 for r in results if isinstance(r, float))
-        servers = {n: len(sh("pgrep", "-u", n, "-f", "jupyter-lab", check=False).stdout.split()) for n in herd}
-        print(f"\nherd: {len(herd)} users at once (max_concurrent_starts = 4): {ok}/{len(herd)} reached their lab, "
-              f"the last after {elapsed:.1f} s; users with exactly one server: {sum(1 for c in servers.values() if c == 1)}/{len(herd)}")
-        failures = [r for r in results if not isinstance(r, float)]
-        if failures:
-            print("failures:", failures[:3])
+        time.sleep(2)
+        FIGURES["daemon_pss"] = pss_kib(daemon.pid)  # setpriv execs hydra-cgi
     finally:
+        daemon.terminate()
+        daemon.wait()
+    processes = len(pids("-f", str(PREFIX / "hydra-cgi")))
+    print(f"\nhydra-cgi processes started by mod_fcgid: {processes}; the threaded hydra-cgi --socket after its runs: "
+          f"{mib(FIGURES['daemon_pss']):.1f} MiB PSS")
+
+    print("\n## ipynb-launch (as the user, real git and Jupyter; issue 5)\n")
+    launch = str(PREFIX / "ipynb-launch")
+    refresh_mirrors()
+    sh(add, "grace")
+    as_user("grace", launch, "start")
+    print("| path | p50 | p99 | runs |\n|---|---|---|---|")
+    row("warm start (server running, mirror fresh): reuse", timed(lambda: as_user("grace", launch, "start", "--json"), count(50, 10)))
+    row("sync with nothing new", timed(lambda: as_user("grace", launch, "sync", "--json"), count(50, 10)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 2: beside JupyterHub
+
+def alternate(i, *functions):
+    """Runs the functions in turn, rotating who goes first, so neither always follows the other."""
+    k = i % len(functions)
+    results = [None] * len(functions)
+    for j in list(range(k, len(functions))) + list(range(k)):
+        results[j] = functions[j]()
+    return results
+
+
+def hop_breakdown(traces):
+    """The requests of a visit with the median time of each, over the runs that took the most
+    common path (the same sequence of requests)."""
+    shapes = {}
+    for trace in traces:
+        shapes.setdefault(tuple((m, re.sub(r"/user/[^/]+", "/user/NAME", re.sub(r"spawn-pending/[^/]+", "spawn-pending/NAME", p)), st)
+                                for m, p, st, _ in trace), []).append(trace)
+    shape, same = max(shapes.items(), key=lambda kv: len(kv[1]))
+    parts = [f"{m} {p} {st} {statistics.median(t[k][3] for t in same):.1f}".replace("  ", " ") for k, (m, p, st) in enumerate(shape)]
+    return " → ".join(parts) + (f" ({len(same)} of {len(traces)} runs took this path)" if len(same) != len(traces) else "")
+
+
+def summary(samples):
+    return statistics.median(samples), percentile(samples, 99)
+
+
+def side_by_side(hub):
+    results = {}
+    launch = str(PREFIX / "ipynb-launch")
+
+    # First visits of new users, beside a bare Jupyter start and ipynb-launch's cold start.
+    runs = count(5, 2)
+    print(f"\n## First visits of new users (median of {runs}), alternating\n")
+    print("| round | bare Jupyter start | ipynb-launch cold start | hydra first visit (hops) | JupyterHub first visit (hops) |\n|---|---|---|---|---|")
+    bare, cold, firsts, traces = [], [], {"hydra": [], "hub": []}, {"hydra": [], "hub": []}
+    for i in range(runs):
+        b, c, h, j = alternate(
+            i,
+            lambda: bare_jupyter_start(f"herd{i:02d}"),
+            lambda: (timed(lambda: as_user(f"herd{i:02d}", launch, "start", "--json"), 1)[0], as_user(f"herd{i:02d}", launch, "stop"))[0],
+            lambda: first_visit(HYDRA, f"herd{20 + i:02d}"),
+            lambda: first_visit(HUB, f"hubfirst{i}"))
+        bare.append(b)
+        cold.append(c)
+        firsts["hydra"].append(h[0])
+        firsts["hub"].append(j[0])
+        traces["hydra"].append(h[2])
+        traces["hub"].append(j[2])
+        print(f"| {i + 1} | {b:.0f} ms | {c:.0f} ms | {h[0]:.0f} ms ({h[1]}) | {j[0]:.0f} ms ({j[1]}) |")
+    results["bare"] = statistics.median(bare)
+    results["cold"] = statistics.median(cold)
+    results["first"] = {k: statistics.median(v) for k, v in firsts.items()}
+    results["first_hops"] = (h[1], j[1])
+    breakdowns = {"first visit": traces}
+
+    # Warm visits: server running, user signed in.
+    visitors = {"hydra": HYDRA.visitor("grace"), "hub": HUB.visitor("hubwarm")}
+    for visitor in visitors.values():
+        for _ in range(3):
+            visitor.visit("/")
+    runs = count(50, 10)
+    warm, traces = {"hydra": [], "hub": []}, {"hydra": [], "hub": []}
+    hops = {}
+    for i in range(runs):
+        a, b = alternate(i, lambda: visitors["hydra"].visit("/"), lambda: visitors["hub"].visit("/"))
+        warm["hydra"].append(a[0])
+        warm["hub"].append(b[0])
+        traces["hydra"].append(a[2])
+        traces["hub"].append(b[2])
+        hops = {"hydra": a[1], "hub": b[1]}
+    results["warm"] = {k: summary(v) for k, v in warm.items()}
+    results["warm_hops"] = hops
+    breakdowns["warm visit"] = traces
+    # The lab page alone, straight from each server (no proxy, a new connection each time).
+    hub_port = server_port("hubwarm", "jupyterhub-singleuser")
+    lab_direct = {"hydra": [], "hub": []}
+    for i in range(runs):
+        a, b = alternate(i, lambda: direct_get_ms(visitors["hydra"], "/user/grace/lab", unix_socket="/run/hydra/grace/jupyter.sock"),
+                         lambda: direct_get_ms(visitors["hub"], "/user/hubwarm/lab", port=hub_port))
+        lab_direct["hydra"].append(a)
+        lab_direct["hub"].append(b)
+    results["lab_direct"] = {k: statistics.median(v) for k, v in lab_direct.items()}
+
+    # Warm visits whose Jupyter login cookie is gone (expired, or a new browser session).
+    expired, traces = {"hydra": [], "hub": []}, {"hydra": [], "hub": []}
+
+    def without_login(side, site):
+        visitors[side].drop(site.login_cookies(visitors[side].user))
+        return visitors[side].visit("/")
+    for i in range(runs):
+        a, b = alternate(i, lambda: without_login("hydra", HYDRA), lambda: without_login("hub", HUB))
+        expired["hydra"].append(a[0])
+        expired["hub"].append(b[0])
+        traces["hydra"].append(a[2])
+        traces["hub"].append(b[2])
+        hops = {"hydra": a[1], "hub": b[1]}
+    results["expired"] = {k: summary(v) for k, v in expired.items()}
+    results["expired_hops"] = hops
+    breakdowns["warm visit, Jupyter login cookie gone"] = traces
+    print("\n## Warm visits (site root until the lab page answers 200), alternating\n")
+    print("| visit | hydra p50 | hydra p99 | hops | JupyterHub p50 | JupyterHub p99 | hops | runs |\n|---|---|---|---|---|---|---|---|")
+    for key, label in (("warm", "signed in, server running"), ("expired", "Jupyter login cookie gone")):
+        (hp50, hp99), (jp50, jp99) = results[key]["hydra"], results[key]["hub"]
+        print(f"| {label} | {hp50:.1f} ms | {hp99:.1f} ms | {results[key + '_hops']['hydra']} | {jp50:.1f} ms | {jp99:.1f} ms | "
+              f"{results[key + '_hops']['hub']} | {runs} |")
+    print("\nWhere the time goes: each request of a visit, median over the runs (ms); user names shown as NAME.\n")
+    for label, sides in breakdowns.items():
+        for side, runs_traces in sides.items():
+            print(f"- {label}, {'hydra' if side == 'hydra' else 'JupyterHub'}: {hop_breakdown(runs_traces)}")
+    print(f"- the lab page alone, straight from the server (no proxy, new connection), median of {runs}: "
+          f"hydra {results['lab_direct']['hydra']:.1f} ms (Unix socket), JupyterHub {results['lab_direct']['hub']:.1f} ms (TCP)")
+
+    # Proxied requests: wrk on /user/NAME/api/status through Apache and through the proxy.
+    seconds, rounds, connections = count(5, 2), 2, 8
+    print(f"\n## Proxied requests: wrk -t2 -c{connections} -d{seconds}s on /user/NAME/api/status, {rounds} rounds alternating\n")
+    print("| round | proxy | req/s | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|")
+    through = {"hydra": [], "hub": []}
+    grace, hubwarm = visitors["hydra"], visitors["hub"]
+    for i in range(rounds):
+        a, b = alternate(
+            i,
+            lambda: wrk("http://localhost/user/grace/api/status", seconds=seconds, connections=connections, auth=f"grace:{PASSWORD}",
+                        headers=[f"Cookie: {grace.cookie_header('/user/grace/api/status')}"]),
+            lambda: wrk(f"http://127.0.0.1:{HUB_PORT}/user/hubwarm/api/status", seconds=seconds, connections=connections,
+                        headers=[f"Cookie: {hubwarm.cookie_header('/user/hubwarm/api/status')}"]))
+        through["hydra"].append(a)
+        through["hub"].append(b)
+        for name, (rps, p50, p99, bad) in (("Apache (mod_proxy, Unix socket)", a), ("configurable-http-proxy (Python)", b)):
+            print(f"| {i + 1} | {name} | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
+    results["throughput"] = {k: (statistics.mean(r[0] for r in v), statistics.mean(r[1] for r in v),
+                                 max(r[2] for r in v), sum(r[3] for r in v)) for k, v in through.items()}
+
+    # Kernel round trip over the websocket through each proxy.
+    runs = count(200, 20)
+
+    async def round_trips():
+        routes = [Route(grace), Route(hubwarm), Route(grace, unix_socket="/run/hydra/grace/jupyter.sock"),
+                  Route(hubwarm, port=server_port("hubwarm", "jupyterhub-singleuser"))]
+        return await kernel_round_trips(routes, runs)
+    hydra_rt, hub_rt, hydra_direct, hub_direct = asyncio.run(round_trips())
+    results["kernel"] = {"hydra": summary(hydra_rt), "hub": summary(hub_rt),
+                         "hydra_direct": summary(hydra_direct), "hub_direct": summary(hub_direct)}
+    results["kernel_runs"] = runs
+
+    # Herds: 30 new users at once, one site after the other.
+    size = count(30, 8)
+    results["herd"] = {}
+    for side, site, names in (("hydra", HYDRA, [f"crowd{i:02d}" for i in range(size)]),
+                              ("hub", HUB, [f"hubherd{i:02d}" for i in range(size)])):
+        # Each visitor reloads a broken page up to 3 times, as a patient person would; a visit
+        # counts as a success only without any reload (a browser alone does not reload).
+        with concurrent.futures.ThreadPoolExecutor(size) as pool:
+            outcomes = list(pool.map(lambda n: _safe(first_visit, site, n, reloads=3), names))
+        reached = [o for o in outcomes if isinstance(o, tuple)]
+        strict = [o for o in reached if not any(t[0] == "reload" for t in o[2])]
+        pattern = "jupyter-lab" if side == "hydra" else "jupyterhub-singleuser"
+        one_server = sum(1 for n in names if len(pids("-u", n, "-f", pattern)) == 1)
+        reasons = sorted({re.sub(r"(/user/|users/|spawn-pending/)[^/ :]+", r"\1NAME", t[1]) for o in reached for t in o[2] if t[0] == "reload"})
+        failures = [o for o in outcomes if not isinstance(o, tuple)]
+        results["herd"][side] = {
+            "ok": len(strict), "n": size, "patient": len(reached),
+            "last": max((o[0] for o in strict), default=0) / 1000,
+            "last_patient": max((o[0] for o in reached), default=0) / 1000,
+            "one_server": one_server, "failures": failures, "reasons": reasons}
+        if side == "hub" and (failures or one_server != size):
+            # What the hub said about it (its log lives in the sandbox and goes with it).
+            errors = [line for line in HUB_LOG.read_text(errors="replace").splitlines()
+                      if line.startswith(("[E", "[C")) and "custom error page" not in line and "/hub/health" not in line]
+            errors = [e for e in errors if " 503 " not in e][-6:] + [e for e in errors if " 503 " in e][-2:]  # the proxy's 503s last
+            results["herd"][side]["hub_errors"] = [re.sub(r"_xsrf=[^ &]+", "_xsrf=...", e)[:300] for e in errors]
+        time.sleep(2)
+
+    # Memory at rest: every user above still has a running server.
+    time.sleep(5)
+    front = pids("-f", str(PREFIX / "hydra-cgi"))
+    front_burst = (sum(pss_kib(p) for p in front), len(front))
+    apache = pids("-x", "apache2")
+    apache_pss = (sum(pss_kib(p) for p in apache), len(apache))
+    hub_pids = hub.pids()
+    hydra_users = [f"crowd{i:02d}" for i in range(size)] + [f"herd{20 + i:02d}" for i in range(count(5, 2))] + ["grace"]
+    hub_users = [f"hubherd{i:02d}" for i in range(size)] + [f"hubfirst{i}" for i in range(count(5, 2))] + ["hubwarm"]
+
+    def per_user(users, pattern):
+        pss, rss = [], []
+        for user in users:
+            found = pids("-u", user, "-f", pattern)
+            if found:
+                pss.append(sum(pss_kib(p) for p in found))
+                rss.append(sum(rss_kib(p) for p in found))
+        return (statistics.median(pss), len(pss), statistics.median(rss)) if pss else (0, 0, 0)
+    # mod_fcgid keeps the processes a burst started until they have been idle for
+    # FcgidIdleTimeout (60 s in hydra.conf); at rest the front is back to its minimum.
+    settle_deadline = time.monotonic() + 90
+    while len(pids("-f", str(PREFIX / "hydra-cgi"))) > 2 and time.monotonic() < settle_deadline:
+        time.sleep(2)
+    settled = pids("-f", str(PREFIX / "hydra-cgi"))
+    results["memory"] = {
+        "front_burst": front_burst,
+        "front": (sum(pss_kib(p) for p in settled), len(settled)),
+        "apache": apache_pss,
+        "hub": (sum(pss_kib(p) for p in hub_pids), len(hub_pids)),
+        "hub_only": pss_kib(hub_pids[0]) if hub_pids else 0,
+        "user_hydra": per_user(hydra_users, "jupyter-lab"),
+        "user_hub": per_user(hub_users, "jupyterhub-singleuser"),
+    }
+    return results
+
+
+def verdict(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def print_table(r):
+    h, j = "hydra", "hub"
+    print(f"\n## hydra beside JupyterHub, same run (load average now {load_average()})\n")
+    print("| figure | hydra | JupyterHub | hydra/JupyterHub | goal |\n|---|---|---|---|---|")
+    first_h, first_j = r["first"][h], r["first"][j]
+    print(f"| first visit of a new user until /user/NAME/lab is 200, median of {count(5, 2)} "
+          f"(bare Jupyter start: {r['bare']:.0f} ms) | {first_h:.0f} ms ({first_h - r['bare']:+.0f} ms vs bare; "
+          f"{r['first_hops'][0]} hops) | {first_j:.0f} ms ({first_j - r['bare']:+.0f} ms vs bare; {r['first_hops'][1]} hops) | "
+          f"{first_h / first_j:.2f} | within 300 ms of bare: {verdict(first_h - r['bare'] <= 300)} |")
+    for key, label, goal in (("warm", "warm visit, site root until the lab is 200", True),
+                             ("expired", "warm visit, Jupyter login cookie gone", False)):
+        (hp50, hp99), (jp50, jp99) = r[key][h], r[key][j]
+        goal_text = f"p50 at most 1/3: {verdict(hp50 <= jp50 / 3)}" if goal else "(none)"
+        print(f"| {label}, p50 of {count(50, 10)} | {hp50:.1f} ms ({r[key + '_hops'][h]} hops) | {jp50:.1f} ms "
+              f"({r[key + '_hops'][j]} hops) | {hp50 / jp50:.2f} | {goal_text} |")
+        print(f"| {label}, p99 of {count(50, 10)} | {hp99:.1f} ms | {jp99:.1f} ms | {hp99 / jp99:.2f} | "
+              f"{'p99 at most 1/3: ' + verdict(hp99 <= jp99 / 3) if goal else '(none)'} |")
+    (hr, hp50, hp99, hbad), (jr, jp50, jp99, jbad) = r["throughput"][h], r["throughput"][j]
+    print(f"| proxied GET /user/NAME/api/status, req/s (wrk, 8 connections) | {hr:.0f} ({hbad} non-2xx) | {jr:.0f} ({jbad} non-2xx) | "
+          f"{hr / jr:.2f} | at least JupyterHub's: {verdict(hr >= jr)} |")
+    print(f"| same, latency p50 / p99 | {hp50:.2f} / {hp99:.2f} ms | {jp50:.2f} / {jp99:.2f} ms | {hp50 / jp50:.2f} / {hp99 / jp99:.2f} | |")
+    (kh, kh99), (kj, kj99) = r["kernel"][h], r["kernel"][j]
+    print(f"| kernel round trip, 1+1 over the websocket, median of {r['kernel_runs']} (p99) | {kh:.2f} ms ({kh99:.2f}) | "
+          f"{kj:.2f} ms ({kj99:.2f}) | {kh / kj:.2f} | at most JupyterHub's time: {verdict(kh <= kj)} |")
+    (dh, dh99), (dj, dj99) = r["kernel"]["hydra_direct"], r["kernel"]["hub_direct"]
+    print(f"| same, straight to the server, no proxy (p99) | {dh:.2f} ms ({dh99:.2f}) | {dj:.2f} ms ({dj99:.2f}) | {dh / dj:.2f} | |")
+    hh, jh = r["herd"][h], r["herd"][j]
+    print(f"| herd of {hh['n']} new users at once: reached their lab with no reload; the last after | {hh['ok']}/{hh['n']}, {hh['last']:.1f} s | "
+          f"{jh['ok']}/{jh['n']}, {jh['last']:.1f} s | {hh['last'] / max(0.001, jh['last']):.2f} (time) | {hh['n']}/{hh['n']}: {verdict(hh['ok'] == hh['n'])} |")
+    print(f"| same, counting visitors who reloaded a broken page (at most 3 times, 2 s later); the last after | "
+          f"{hh['patient']}/{hh['n']}, {hh['last_patient']:.1f} s | {jh['patient']}/{jh['n']}, {jh['last_patient']:.1f} s | "
+          f"{hh['last_patient'] / max(0.001, jh['last_patient']):.2f} (time) | (none) |")
+    m = r["memory"]
+    print(f"| memory right after the herd (PSS): the front, {m['front_burst'][1]} hydra-cgi under mod_fcgid vs hub + proxy | "
+          f"{mib(m['front_burst'][0]):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {m['front_burst'][0] / m['hub'][0]:.2f} | (none) |")
+    print(f"| memory at rest (PSS), a minute after the last visit: the front, {m['front'][1]} hydra-cgi under mod_fcgid "
+          f"(mod_fcgid ends idle ones; the next visit starts one) vs hub + proxy | {mib(m['front'][0]):.1f} MiB | "
+          f"{mib(m['hub'][0]):.1f} MiB (hub {mib(m['hub_only']):.1f}) | {m['front'][0] / m['hub'][0]:.2f} | "
+          f"at most 1/5: {verdict(m['front'][0] * 5 <= m['hub'][0])} |")
+    print(f"| memory at rest (PSS): the front + Apache ({m['apache'][1]} apache2) vs hub + proxy | "
+          f"{mib(m['front'][0] + m['apache'][0]):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {(m['front'][0] + m['apache'][0]) / m['hub'][0]:.2f} | (none) |")
+    print(f"| memory at rest (PSS): hydra-cgi --socket (mod_proxy_fcgi, one threaded process) vs hub + proxy | "
+          f"{mib(FIGURES['daemon_pss']):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {FIGURES['daemon_pss'] / m['hub'][0]:.2f} | "
+          f"at most 1/5: {verdict(FIGURES['daemon_pss'] * 5 <= m['hub'][0])} |")
+    print(f"| memory per user server at rest, PSS (RSS), median of {m['user_hydra'][1]} / {m['user_hub'][1]} | "
+          f"{mib(m['user_hydra'][0]):.1f} MiB ({mib(m['user_hydra'][2]):.1f}) | {mib(m['user_hub'][0]):.1f} MiB ({mib(m['user_hub'][2]):.1f}) | "
+          f"{m['user_hydra'][0] / m['user_hub'][0]:.2f} | (none) |")
+    print()
+    for side in (h, j):
+        herd = r["herd"][side]
+        name = "hydra" if side == h else "JupyterHub"
+        print(f"- {name} herd: users with exactly one server afterwards: {herd['one_server']}/{herd['n']}"
+              + (f"; why visitors reloaded: {'; '.join(herd['reasons'][:3])}" if herd["reasons"] else "")
+              + (f"; failures ({len(herd['failures'])}): {[f[:160] for f in herd['failures'][:3]]}" if herd["failures"] else ""))
+        for line in herd.get("hub_errors", []):
+            print(f"  - hub log: {line}")
+
+
+def main():
+    began = time.perf_counter()
+    print(f"# versions: hydra's users' env {versions(pathlib.Path('/opt/hydra/jupyter'))}; "
+          f"JupyterHub's env {versions(HUB_ENV)}")
+    hub_users = ["hubwarm"] + [f"hubfirst{i}" for i in range(5)] + [f"hubherd{i:02d}" for i in range(30)]
+    hub = Hub()
+    directory = start_directory()
+    start_site()
+    try:
+        hub.prepare(hub_users)
+        hub.start()
+        hydra_own_figures()
+        results = side_by_side(hub)
+        print_table(results)
+        print(f"\nbenchmark time: {time.perf_counter() - began:.0f} s")
+    finally:
+        hub.stop()
         stop_site()
         directory.stop()
 
 
-def _safe(function, name):
-    try:
-        return function(name)
-    except Exception as error:  # a benchmark reports, it does not stop
-        return f"{name}: {error!r}"
-
-
-main()
+if __name__ == "__main__":
+    main()
