@@ -14,7 +14,7 @@ struct IpynbLaunch: ParsableCommand {
             <server.runtime_dir>/NAME/jupyter.sock and is reached through the site at /user/NAME/.
 
             Exit status:
-            \(ExitStatus.helpTable([.done, .alreadyFine, .usage, .invalidName, .internalError, .systemError, .temporaryFailure, .refused, .configurationError]))
+            \(ExitStatus.helpTable([.done, .alreadyFine, .usage, .invalidName, .internalError, .systemError, .homeFull, .temporaryFailure, .refused, .configurationError]))
             """,
         subcommands: [Start.self, Sync.self, Status.self, Stop.self, Check.self, Unit.self])
 }

@@ -1,5 +1,6 @@
 import CFastCGI
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,10 +53,16 @@ public enum FastCGI {
         }
         var received: Int32 = 0
         repeat { sigwait(&signals, &received) } while received == SIGUSR1
+        stopping.store(true, ordering: .relaxed)
         state.drain(timeoutSeconds: 10)
     }
 
     static let maximumBody = 1 << 16
+
+    /// Set once the web server asked this process to exit (a restart, `apache2ctl graceful`):
+    /// requests waiting for a long helper answer at once instead of being cut off.
+    public static let stopping = Atomic<Bool>(false)
+    public static var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     /// Requests in flight, so a shutdown waits for them.
     final class WorkerState: @unchecked Sendable {

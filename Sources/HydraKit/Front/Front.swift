@@ -74,6 +74,12 @@ public struct Front: Sendable {
             if !isAccountReady(name, account: account) {
                 let outcome = try helpers.addLDAPUser(name)
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
+                if let actions = outcome.decode(HelperCalls.ProvisionAnswer.self)?.actions, !actions.isEmpty {
+                    // On an account that existed, these are repairs: someone changed what addldapuser set up.
+                    let level: Logger.Level = account == nil ? .info : .warning
+                    logger.log(level: level, "addldapuser \(account == nil ? "prepared" : "repaired"): \(LogSafe.quote(actions.joined(separator: "; "), limit: 600))",
+                               metadata: ["user": "\(name)"])
+                }
             } else if let server = RunningServer(name, config: config) {
                 // Jupyter sends a browser whose login cookie it does not accept back here with
                 // `next`: that one always gets the auto-login page, so there is no loop.
@@ -100,10 +106,15 @@ public struct Front: Sendable {
             }
             refreshMirrors()
             let outcome = try withExtendedLifetime(held) { try helpers.startServer(name) }
+            if outcome.abandoned {
+                logger.info("the front is exiting (an Apache restart); the start goes on and the visit reloads", metadata: ["user": "\(name)"])
+                return startingPage(name, reason: "Your notebook server is starting.")
+            }
             if let failure = failurePage(for: outcome, name: name, action: "ipynb-launch start") { return failure }
             guard let answer = outcome.decode(HelperCalls.StartAnswer.self), answer.token.count >= 32 else {
                 return incident(name, "ipynb-launch start gave no usable answer: \(outcome.message)")
             }
+            logSyncErrors(answer, name: name)
             logger.info("visit: \(answer.outcome) server", metadata: [
                 "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))", "start_ms": "\(Int(outcome.seconds * 1000))"])
             return autoLogin(name, token: answer.token, serverTag: RunningServer.tag(in: runtime.path(for: name)), next: next, https: https)
@@ -143,12 +154,23 @@ public struct Front: Sendable {
             refreshMirrors()
             do {
                 let outcome = try withExtendedLifetime(turn) { try helpers.startServer(name) }
-                if outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine {
+                if let answer = outcome.decode(HelperCalls.StartAnswer.self) {
+                    logSyncErrors(answer, name: name)
+                } else if outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine {
                     logger.warning("sync after the visit: ipynb-launch start exited \(outcome.status): \(LogSafe.quote(outcome.message, limit: 400))",
                                    metadata: ["user": "\(name)"])
                 }
             } catch {
                 logger.warning("sync after the visit: \(error)", metadata: ["user": "\(name)"])
+            }
+        }
+    }
+
+    /// A course that could not be synced leaves the user's files as they were; the admin hears why.
+    func logSyncErrors(_ answer: HelperCalls.StartAnswer, name: UserName) {
+        for sync in answer.sync {
+            if let error = sync.error {
+                logger.warning("course folder \(LogSafe.quote(sync.folder)) not synced: \(LogSafe.quote(error, limit: 400))", metadata: ["user": "\(name)"])
             }
         }
     }
@@ -179,6 +201,9 @@ public struct Front: Sendable {
         case .refused?, .invalidName?:
             logger.warning("\(action) refused: \(LogSafe.quote(outcome.message, limit: 400))", metadata: ["user": "\(name)"])
             return page(403, "forbidden", title: "Not available for this account", values: ["name": name.value])
+        case .homeFull?:
+            logger.error("\(action): the home of \(name) is full: \(LogSafe.quote(outcome.message, limit: 400))", metadata: ["user": "\(name)"])
+            return page(507, "home-full", title: "Your home folder is full", values: ["name": name.value])
         case .ldapUnavailable?, .temporaryFailure?:
             logger.error("\(action) could not finish: \(LogSafe.quote(outcome.message, limit: 400))", metadata: ["user": "\(name)"])
             return page(503, "busy", title: "Please try again shortly", extraHeaders: [("Retry-After", "30")])

@@ -97,6 +97,7 @@ public struct FrontResponse: Sendable {
         case 405: "Method Not Allowed"
         case 500: "Internal Server Error"
         case 503: "Service Unavailable"
+        case 507: "Insufficient Storage"
         default: "Status"
         }
     }

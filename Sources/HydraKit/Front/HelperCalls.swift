@@ -22,6 +22,8 @@ public struct HelperCalls: Sendable {
         public let output: [UInt8]
         public let stderr: String
         public let timedOut: Bool
+        /// The front is exiting and stopped waiting; the helper goes on.
+        public let abandoned: Bool
         public let seconds: Double
         public var exitStatus: ExitStatus? { ExitStatus(rawValue: status) }
 
@@ -43,7 +45,19 @@ public struct HelperCalls: Sendable {
         public let token: String
         public let outcome: String
         public let socket: String
-        enum CodingKeys: String, CodingKey { case token, outcome, socket }
+        public let sync: [SyncOutcome]
+        enum CodingKeys: String, CodingKey { case token, outcome, socket, sync }
+    }
+
+    /// A course folder's sync, as far as the front reports it.
+    public struct SyncOutcome: Decodable, Sendable {
+        public let folder: String
+        public let error: String?
+    }
+
+    /// What addldapuser changed (a new account, or a repair), for the front's log.
+    public struct ProvisionAnswer: Decodable, Sendable {
+        public let actions: [String]
     }
 
     public func addLDAPUser(_ name: UserName) throws -> Outcome {
@@ -53,15 +67,18 @@ public struct HelperCalls: Sendable {
 
     public func startServer(_ name: UserName) throws -> Outcome {
         let timeout = Double(config.server.startTimeoutSeconds + config.sync.fetchTimeoutSeconds * max(1, config.courses.count) + 15)
-        return try sudo(["-u", name.value, "\(directory)/ipynb-launch", "start", "--json"], timeout: timeout)
+        // A start outlives a restart of the front: the visit gets the "starting" page meanwhile.
+        return try sudo(["-u", name.value, "\(directory)/ipynb-launch", "start", "--json"], timeout: timeout,
+                        abandonWhen: { FastCGI.isStopping })
     }
 
-    private func sudo(_ arguments: [String], timeout: Double) throws -> Outcome {
+    private func sudo(_ arguments: [String], timeout: Double, abandonWhen: (@Sendable () -> Bool)? = nil) throws -> Outcome {
         var options = ProcessRunner.Options()
         options.timeoutSeconds = timeout
+        options.abandonWhen = abandonWhen
         let started = monotonicSeconds()
         let result = try ProcessRunner.run("/usr/bin/sudo", ["-n"] + arguments, options: options)
         return Outcome(status: result.status, output: result.standardOutput, stderr: result.errorText,
-                       timedOut: result.timedOut, seconds: monotonicSeconds() - started)
+                       timedOut: result.timedOut, abandoned: result.abandoned, seconds: monotonicSeconds() - started)
     }
 }

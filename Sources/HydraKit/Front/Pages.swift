@@ -65,6 +65,12 @@ public struct Pages: Sendable {
             <h1>Notebooks are not available for this account</h1>
             <p>The account {{name}} may not use this service. If you think it should, tell the site's administrators.</p>
             """,
+        "home-full": """
+            <h1>Your home folder is full</h1>
+            <p>Your notebook server cannot start because the home folder of {{name}} has no space left.
+            Delete or move some files (over ssh, or ask the site's administrators), then <a href="/">try again</a>.
+            Nothing of yours was changed.</p>
+            """,
         "busy": """
             <h1>Please try again in a moment</h1>
             <p>A service this site depends on is not answering right now. <a href="/">Try again</a></p>

@@ -84,6 +84,7 @@ public struct ServerManager: Sendable {
             return report(record, outcome: "reused", since: started, sync: sync)
         }
         try cleanUp(runtime)
+        try requireSpaceInHome()
         let record = try launch(runtime)
         try waitUntilServing(record)
         try publishLoginToken(record, in: runtime)
@@ -246,6 +247,17 @@ public struct ServerManager: Sendable {
         let data = try JSONEncoder().encode(record)
         try runtime.writeAtomically("server.json", Array(data), staging: runtime, mode: 0o600)
         return record
+    }
+
+    /// Jupyter writes to the home as it starts; in a full home it fails with a trace only the log
+    /// shows. A clear refusal instead, before anything is started.
+    func requireSpaceInHome(minimumBytes: UInt64 = 1 << 20) throws {
+        var info = statvfs()
+        guard statvfs(identity.account.home, &info) == 0 else { return }
+        let available = UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        guard available < minimumBytes else { return }
+        throw StepFailure("the home of \(identity.name) (\(identity.account.home)) is full: \(available >> 10) KiB free; "
+                          + "the server starts once there is space", status: .homeFull)
     }
 
     /// `systemd-run --user` into the user's own manager, then the unit's main PID.

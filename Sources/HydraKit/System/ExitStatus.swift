@@ -15,6 +15,8 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
     case internalError = 70
     /// An operating-system step failed (useradd, a file in /run, spawning a process).
     case systemError = 71
+    /// ipynb-launch: the user's home has no space left, so the server cannot start.
+    case homeFull = 73
     /// A server or another resource is busy or did not come up in time; try again.
     case temporaryFailure = 75
     /// The directory answered, but its entry cannot be used (no uidNumber, several entries, ...).
@@ -33,6 +35,7 @@ public enum ExitStatus: Int32, CaseIterable, Sendable {
         case .ldapUnavailable: "LDAP unavailable"
         case .internalError: "internal error"
         case .systemError: "system error"
+        case .homeFull: "the user's home is full"
         case .temporaryFailure: "temporary failure, try again"
         case .ldapEntryUnusable: "LDAP entry unusable"
         case .refused: "refused: this account may not use hydra"

@@ -10,6 +10,8 @@ public struct ProcessResult: Sendable {
     public let standardOutput: [UInt8]
     public let standardError: [UInt8]
     public let timedOut: Bool
+    /// The caller stopped waiting (`Options.abandonWhen`); the program goes on, unwatched.
+    public var abandoned = false
 
     public var outputText: String { String(decoding: standardOutput, as: UTF8.self) }
     public var errorText: String { String(decoding: standardError, as: UTF8.self) }
@@ -29,6 +31,9 @@ public enum ProcessRunner {
         /// A descriptor the child keeps as fd 3: a lock the child then holds as long as it runs,
         /// even if its parent is killed.
         public var sharedDescriptor: Int32? = nil
+        /// Checked while waiting: once true, stop waiting and leave the program running (its
+        /// output unread), e.g. when the caller itself is asked to exit.
+        public var abandonWhen: (@Sendable () -> Bool)? = nil
         public init() {}
     }
 
@@ -125,9 +130,16 @@ public enum ProcessRunner {
         while !open.isEmpty || inputFD >= 0 {
             let remaining = deadline - monotonicSeconds()
             if remaining <= 0 { timedOut = true; break }
+            if options.abandonWhen?() == true {
+                for fd in open { close(fd) }
+                if inputFD >= 0 { close(inputFD) }
+                var result = ProcessResult(status: -1, standardOutput: output, standardError: errorOutput, timedOut: false)
+                result.abandoned = true
+                return result
+            }
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if inputFD >= 0 { fds.append(pollfd(fd: inputFD, events: Int16(POLLOUT), revents: 0)) }
-            let ready = poll(&fds, nfds_t(fds.count), Int32(min(remaining * 1000, 1000)) + 1)
+            let ready = poll(&fds, nfds_t(fds.count), Int32(min(remaining * 1000, options.abandonWhen == nil ? 1000 : 100)) + 1)
             if ready < 0 && errno == EINTR { continue }
             for entry in fds where entry.revents != 0 {
                 if entry.fd == inputFD {

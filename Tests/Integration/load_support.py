@@ -1,0 +1,319 @@
+"""What test_faults.py and test_load.py share: a user agent that goes from the site's root to
+the user's JupyterLab the way a browser does, the user's own things in the lab (files,
+notebooks, a kernel), Apache's error logs as the admin reads them, the processes and
+descriptors of the site, and the figures files.
+
+The user agent asserts nothing about how the front gets the browser to the lab (an auto-login
+page that posts the token, a 302 straight to /user/NAME/lab for a returning browser, a
+"starting" page that reloads itself): it follows all of them, as a browser would, and reports
+where it ended up.
+"""
+import dataclasses
+import json
+import os
+import pathlib
+import pwd
+import re
+import time
+import urllib.parse
+
+from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, Browser, as_user, login_form, sh, wait_for
+
+LAUNCH = PREFIX / "ipynb-launch"
+ERROR_LOGS = (pathlib.Path("/var/log/apache2/error.log"), pathlib.Path("/var/log/apache2/hydra-error.log"))
+KERNEL_ROUNDTRIP = REPO / "Tests/Integration/kernel_roundtrip.py"
+JUPYTER_PYTHON = "/opt/hydra/jupyter/bin/python"
+# What must never reach a user's page: a trace, a Swift or Python crash, a raw helper message.
+NOT_FOR_USERS = re.compile(r"Traceback|Fatal error|Stack dump|\.swift:\d+|exit status|ipynb-launch|addldapuser|sudo", re.I)
+
+
+# --- the user agent ---------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Step:
+    method: str
+    path: str
+    status: int
+    title: str
+    seconds: float
+
+
+@dataclasses.dataclass
+class Visit:
+    """Where a visit ended: the last answer, and every step on the way."""
+    status: int
+    headers: dict
+    page: str
+    path: str
+    steps: list
+    seconds: float
+
+    @property
+    def title(self):
+        return title_of(self.page)
+
+    def in_lab(self, user):
+        return (self.status == 200 and self.path.split("?")[0] == f"/user/{user}/lab"
+                and "JupyterLab" in self.page and "<title>" in self.page)
+
+    def trail(self):
+        return " -> ".join(f"{s.method} {s.path} {s.status} {s.title!r}" for s in self.steps)
+
+
+def title_of(page):
+    match = re.search(r"<title>(.*?)</title>", page, re.S)
+    return match.group(1).strip() if match else page.strip()[:80]
+
+
+def browser_for(user, password=PASSWORD):
+    """A new browser of `user`'s (no cookies yet), signing in with Basic auth."""
+    return Browser(user, password)
+
+
+def visit(browser, path="/", max_steps=80, patience=240.0):
+    """A browser's visit: GET path, then follow redirects, submit the auto-login form, obey a
+    page's Refresh (the "starting" page), until an answer that is none of those, or `patience`
+    seconds (a Refresh loop that never ends counts as where it ended)."""
+    started = time.monotonic()
+    steps = []
+    method, form = "GET", None
+    for _ in range(max_steps):
+        t0 = time.monotonic()
+        status, headers, page = browser.request(method, path, form=form)
+        steps.append(Step(method, path, status, title_of(page), time.monotonic() - t0))
+        lower = {k.lower(): v for k, v in headers.items()}
+        if status in (301, 302, 303, 307, 308) and "location" in lower:
+            path = local_path(lower["location"])
+            method, form = "GET", None
+            continue
+        if status == 200 and '<form id="login"' in page:
+            action, fields = login_form(page)
+            path, method, form = action, "POST", fields
+            continue
+        if status == 200 and "refresh" in lower and time.monotonic() - started < patience:
+            delay, _, target = lower["refresh"].partition(";")
+            time.sleep(min(float(delay or 1), 5))
+            target = target.strip()
+            if target.lower().startswith("url="):
+                path = local_path(target[4:])
+            method, form = "GET", None
+            continue
+        return Visit(status, headers, page, path, steps, time.monotonic() - started)
+    return Visit(status, headers, page, path, steps, time.monotonic() - started)
+
+
+def local_path(location):
+    parts = urllib.parse.urlsplit(location)
+    assert parts.netloc in ("", "localhost"), f"redirect off the site: {location}"
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def assert_in_lab(result, user):
+    assert result.in_lab(user), f"{user} did not reach the lab: {result.trail()}\n{result.page[:1500]}"
+
+
+def assert_clear_page(result, status, *texts):
+    """The user got `status` and a page that says `texts`, without a trace or an internal name."""
+    assert result.status == status, f"expected {status}: {result.trail()}\n{result.page[:1500]}"
+    for text in texts:
+        assert text in result.page, f"{text!r} not in the page: {result.page[:1500]}"
+    visible = re.sub(r"<[^>]+>", " ", result.page)
+    assert not NOT_FOR_USERS.search(visible), f"internal detail shown to the user: {visible[:1500]}"
+
+
+# --- the user's things in the lab ------------------------------------------------------------
+
+def xsrf_headers(browser, user):
+    return {"X-XSRFToken": browser.cookies.get("_xsrf", ""), "Content-Type": "application/json",
+            "Origin": "http://localhost", "Referer": f"http://localhost/user/{user}/lab"}
+
+
+def api(browser, user, method, path, body=None):
+    """The Jupyter REST API through Apache, with the browser's cookies (as the lab's scripts do)."""
+    import http.client
+    connection = http.client.HTTPConnection("localhost", 80, timeout=120)
+    headers = {"Host": "localhost", **xsrf_headers(browser, user)}
+    if browser.auth:
+        headers["Authorization"] = browser.auth
+    if browser.cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    connection.request(method, f"/user/{user}/api/{path}", body=None if body is None else json.dumps(body), headers=headers)
+    response = connection.getresponse()
+    text = response.read().decode(errors="replace")
+    connection.close()
+    return response.status, text
+
+
+def notebook_json(text):
+    return {"cells": [{"cell_type": "markdown", "id": "c0", "metadata": {}, "source": text}],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def save_notebook(browser, user, path, text):
+    """Saves a notebook through the lab, as the user's Save does; returns the HTTP status."""
+    status, body = api(browser, user, "PUT", f"contents/{urllib.parse.quote(path)}",
+                       {"type": "notebook", "format": "json", "content": notebook_json(text)})
+    return status, body
+
+
+def list_folder(browser, user, path=""):
+    status, body = api(browser, user, "GET", f"contents/{urllib.parse.quote(path)}?content=1")
+    names = sorted(item["name"] for item in json.loads(body)["content"]) if status == 200 else None
+    return status, names
+
+
+def kernel_one_plus_one(browser, user):
+    """A kernel through Apache's websocket proxy computes 1+1 (kernel_roundtrip.py)."""
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    result = sh(JUPYTER_PYTHON, KERNEL_ROUNDTRIP, "http://localhost", user, "--cookie", cookie,
+                "--xsrf", browser.cookies.get("_xsrf", ""), "--header", f"Authorization: {browser.auth}",
+                check=False, timeout=180)
+    return result.returncode == 0 and "execute_result: 2 " in result.stdout, result.stdout + result.stderr
+
+
+def logout(browser, user):
+    status, headers, page = browser.get(f"/user/{user}/logout")
+    return status, headers, page
+
+
+# --- the user's home, as the user -------------------------------------------------------------
+
+def home(user):
+    return pathlib.Path(pwd.getpwnam(user).pw_dir)
+
+
+def write_as(user, path, data):
+    """The user writes a file (text) in their home, as they would in a terminal."""
+    path = pathlib.Path(path)
+    result = sh("setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--reset-env",
+                "sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "-", path, input=data, check=False)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def stop_server(user):
+    as_user(user, LAUNCH, "stop")
+
+
+def server_status(user):
+    result = as_user(user, LAUNCH, "status", "--json")
+    return json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def server_pids(user):
+    """The user's notebook server processes (not kernels)."""
+    out = sh("pgrep", "-u", user, "-f", "jupyter-lab", check=False).stdout
+    return sorted(int(p) for p in out.split())
+
+
+# --- Apache's error logs, as the admin reads them ---------------------------------------------
+
+class ErrorLog:
+    """What Apache's error logs (the server's and the site's) gained since this was made."""
+
+    def __init__(self):
+        self.offsets = {path: (path.stat().st_size if path.exists() else 0) for path in ERROR_LOGS}
+
+    def text(self):
+        parts = []
+        for path, offset in self.offsets.items():
+            if path.exists():
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    parts.append(f.read().decode(errors="replace"))
+        return "".join(parts)
+
+    def lines(self, pattern):
+        return [line for line in self.text().splitlines() if re.search(pattern, line)]
+
+    def wait_for(self, pattern, timeout=60.0):
+        """The first new line matching `pattern` (a regular expression), waited for."""
+        found = []
+
+        def seen():
+            found[:] = self.lines(pattern)
+            return bool(found)
+        try:
+            wait_for(seen, timeout=timeout, interval=0.2)
+        except AssertionError:
+            raise AssertionError(f"no line matching {pattern!r} in Apache's error logs; they gained:\n{self.text()[-4000:]}")
+        return found[0]
+
+
+# --- processes and descriptors ----------------------------------------------------------------
+
+def processes():
+    """pid -> (user, comm, cmdline) of every process in the sandbox (zombies have no cmdline)."""
+    table = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        uid = int(fields["Uid"].split()[0])
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        table[int(entry.name)] = (user, fields["Name"].strip(), cmdline, fields["State"].split()[0], int(fields["PPid"]))
+    return table
+
+
+def descriptor_count(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def rss_kib(pid):
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def front_pids():
+    return sorted(pid for pid, (_, comm, cmd, _, _) in processes().items() if cmd.startswith(str(PREFIX / "hydra-cgi")))
+
+
+def ancestors(pid, table=None):
+    table = table or processes()
+    chain = []
+    while pid in table and pid > 1:
+        pid = table[pid][4]
+        chain.append(pid)
+    return chain
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+def write_figures(name, lines, request=None):
+    """figures/NAME.txt under the artifacts folder (scripts/test prints it), and the terminal
+    (past pytest's output capture, given the fixture's `request`)."""
+    folder = pathlib.Path(ARTIFACTS) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(lines) + "\n"
+    (folder / name).write_text(text)
+    capture = request.config.pluginmanager.getplugin("capturemanager") if request else None
+    if capture:
+        with capture.global_and_fixture_disabled():
+            print("\n" + text, flush=True)
+    else:
+        print("\n" + text, flush=True)
+    return text
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, int(round(fraction * (len(ordered) - 1)))))
+    return ordered[index]
