@@ -72,6 +72,13 @@ def test_auto_login_post_then_lab_answers(site):
     assert status == 200 and "JupyterLab" in page
 
 
+def test_lab_page_carries_no_token_that_would_replace_the_browsers_site_credentials(site):
+    browser, fields, _ = sign_in("ken")
+    status, _, page = browser.get("/user/ken/lab")
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S).group(1))
+    assert status == 200 and config["token"] == "" and fields["password"] not in page
+
+
 def test_kernel_through_apache_computes_one_plus_one(site):
     browser, _, _ = sign_in("ken")
     cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())

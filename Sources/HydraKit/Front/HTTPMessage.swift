@@ -65,7 +65,9 @@ public struct FrontResponse: Sendable {
             ("Content-Type", "text/html; charset=utf-8"),
             ("Cache-Control", "no-store"),
             ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
+            // Not no-referrer: under it Chromium sends `Origin: null` with the auto-login form's
+            // POST, and Jupyter's origin check refuses the login (found by the browser test).
+            ("Referrer-Policy", "same-origin"),
         ] + extraHeaders, body: Array(page.utf8))
     }
 

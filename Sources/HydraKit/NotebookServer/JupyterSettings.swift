@@ -68,6 +68,23 @@ public struct JupyterSettings: Sendable {
 
             c.IdentityProvider.logout_handler_class = HydraLogoutHandler
 
+            # JupyterLab puts the server's token into every page, and its requests then carry
+            # `Authorization: token ...`, which replaces the browser's own Authorization header
+            # (Basic, Negotiate) that Apache needs: every API call would get 401. As under
+            # JupyterHub, the page gets no token; the login cookie and XSRF do the work.
+            try:
+                from jupyterlab.labapp import LabApp
+
+                _lab_handlers = LabApp.initialize_handlers
+
+                def _handlers_without_token(self):
+                    _lab_handlers(self)
+                    self.serverapp.web_app.settings["page_config_data"]["token"] = ""
+
+                LabApp.initialize_handlers = _handlers_without_token
+            except ImportError:
+                pass
+
             """
     }
 
