@@ -20,7 +20,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from hydra_site import ARTIFACTS, PASSWORD, PREFIX, as_user, sh, wait_for
+from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, as_user, sh, wait_for
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = "/usr/lib/chromium/chromium"   # the binary itself, not Debian's launcher script
@@ -129,10 +129,11 @@ class Chromium:
                 return True
             dead_end = b.dead_end()
             if dead_end:
+                where = b.path
                 b.shot(f"FAILED-{b.name}")
                 b.save_console(f"FAILED-{b.name}")
                 b.driver.get("about:blank")  # the page's pending requests go with it
-                raise AssertionError(f"{b.name}: on the way to {user}'s JupyterLab, stopped at {b.path}: {dead_end}")
+                raise AssertionError(f"{b.name}: on the way to {user}'s JupyterLab, stopped at {where}: {dead_end}")
             return False
         return self.wait(arrived, f"{user}'s JupyterLab with its file browser", timeout)
 
@@ -164,9 +165,8 @@ class Chromium:
                         "instead of the site's credentials: Apache refuses its requests (401)")
         return None
 
-    def listing(self):
-        """The names in JupyterLab's file browser."""
-        return [e.text for e in self.find(".jp-DirListing-item .jp-DirListing-itemText")]
+
+# --- Kerberos ------------------------------------------------------------------------------------
 
 REALM = "HYDRA.TEST"
 KDC_PORT = 88
@@ -382,13 +382,7 @@ def keep_logs(folder, users):
 # but that is not enough: with Debian's defaults (PasswordAuthentication yes, UsePAM yes) and
 # libpam-krb5 installed, sshd's PAM login accepts the person's Kerberos password (measured).
 # Other accounts of the machine keep whatever the rest of sshd_config says.
-SSHD_HYDRA_CONF = """# hydra: people log in to their hydra account with a Kerberos ticket (GSSAPI), never a password.
-GSSAPIAuthentication yes
-GSSAPICleanupCredentials yes
-Match Group hydra
-    PasswordAuthentication no
-    KbdInteractiveAuthentication no
-"""
+SSHD_HYDRA_CONF = (REPO / "etc/ssh/sshd_config.d/hydra.conf").read_text()  # the file sites install
 SSHD_DIR = pathlib.Path("/tmp/hydra-test-sshd")
 SSH_PORT = 22
 

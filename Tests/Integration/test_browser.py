@@ -62,12 +62,10 @@ def browsers():
         browser.quit()
 
 
-@pytest.fixture(scope="module")
-def hedy():
-    """Hedy's browser, kept across this file's tests as a person keeps a tab open."""
-    browser = Chromium("hedy")
-    yield browser
-    browser.quit()
+@pytest.fixture()
+def hedy(browsers):
+    """Hedy's browser (a fresh one for each test, so that one test's trouble stays its own)."""
+    return browsers("hedy")
 
 
 def answer_password_prompt(browser, user):
@@ -143,7 +141,7 @@ def test_real_browser_sign_in_ends_in_jupyterlab_with_the_course_notebooks(hedy)
 
 
 def test_tutorial_notebook_runs_a_cell_in_the_persons_own_kernel(hedy):
-    open_site(hedy, "hedy")
+    sign_in(hedy, "hedy")
     open_in_file_browser(hedy, "tour", "tour.ipynb")
     editor = hedy.wait(lambda b: next((e for e in b.find(".jp-NotebookPanel .jp-CodeCell .cm-content") if e.is_displayed()), None),
                        "the notebook's code cell")
@@ -160,7 +158,7 @@ def test_tutorial_notebook_runs_a_cell_in_the_persons_own_kernel(hedy):
 
 
 def test_logout_shows_the_logged_out_page_and_the_link_signs_in_again(hedy):
-    open_site(hedy, "hedy")
+    sign_in(hedy, "hedy")
     assert "hydra-jupyter" in cookies(hedy)
     file_menu = next(e for e in hedy.find(".lm-MenuBar-item") if e.text.strip() == "File")
     file_menu.click()
@@ -178,7 +176,7 @@ def test_logout_shows_the_logged_out_page_and_the_link_signs_in_again(hedy):
 
 
 def test_without_javascript_the_sign_in_page_offers_a_button_that_opens_the_lab(browsers, hedy):
-    open_site(hedy, "hedy")  # her server is running: this is about the page, not the start
+    sign_in(hedy, "hedy")  # her server is running: this is about the page, not the start
     plain = browsers("hedy-no-javascript", javascript=False)
     answer_password_prompt(plain, "hedy")
     plain.get("http://localhost/")
@@ -192,7 +190,7 @@ def test_without_javascript_the_sign_in_page_offers_a_button_that_opens_the_lab(
 # --- a second person ----------------------------------------------------------------------------
 
 def test_second_person_in_another_browser_cannot_open_the_first_persons_lab(browsers, hedy):
-    open_site(hedy, "hedy")
+    sign_in(hedy, "hedy")
     hedy_pid = server_pid("hedy")
     edsger = browsers("edsger")
     sign_in(edsger, "edsger")
@@ -204,24 +202,28 @@ def test_second_person_in_another_browser_cannot_open_the_first_persons_lab(brow
         assert "runs this in" not in edsger.driver.page_source
         if path == "/user/hedy/lab":
             edsger.shot("forbidden-another-persons-lab")
-    # From edsger's own lab page (same origin), scripts get no further than his address bar.
+    # From edsger's own lab page (same origin), scripts get no further than his address bar;
+    # the same requests to his own server show that they would work.
     open_site(edsger, "edsger")
     answers = edsger.driver.execute_async_script("""
         const done = arguments[arguments.length - 1];
-        const statuses = {};
         const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || "";
+        const websocket = path => new Promise(resolve => {
+            const ws = new WebSocket(`ws://${location.host}${path}`);
+            ws.onopen = () => { ws.close(); resolve("open"); };
+            ws.onerror = () => resolve("refused");
+        });
+        const status = (path, init) => fetch(path, init).then(r => r.status);
         Promise.all([
-            fetch("/user/hedy/api/contents/tour").then(r => { statuses.contents = r.status; }),
-            fetch("/user/hedy/api/kernels", {method: "POST", headers: {"X-XSRFToken": xsrf}, body: "{}"})
-                .then(r => { statuses.new_kernel = r.status; }),
-            new Promise(resolve => {
-                const ws = new WebSocket(`ws://${location.host}/user/hedy/api/events/subscribe`);
-                ws.onopen = () => { statuses.websocket = "open"; ws.close(); resolve(); };
-                ws.onerror = () => { statuses.websocket = "refused"; resolve(); };
-            }),
-        ]).then(() => done(statuses), e => done({error: String(e)}));
+            status("/user/hedy/api/contents/tour"),
+            status("/user/hedy/api/kernels", {method: "POST", headers: {"X-XSRFToken": xsrf}, body: "{}"}),
+            websocket("/user/hedy/api/events/subscribe"),
+            status("/user/edsger/api/contents/tour"),
+            websocket("/user/edsger/api/events/subscribe"),
+        ]).then(([contents, new_kernel, ws, own_contents, own_ws]) => done({contents, new_kernel, ws, own_contents, own_ws}),
+                e => done({error: String(e)}));
     """)
-    assert answers == {"contents": 403, "new_kernel": 403, "websocket": "refused"}
+    assert answers == {"contents": 403, "new_kernel": 403, "ws": "refused", "own_contents": 200, "own_ws": "open"}
     # A link that names hedy's lab takes edsger to his own.
     edsger.get("/?next=" + urllib.parse.quote("/user/hedy/lab", safe=""))
     edsger.wait_for_lab("edsger")
