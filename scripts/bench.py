@@ -463,25 +463,24 @@ def server_port(user, pattern):
 # ---------------------------------------------------------------------------------------------
 # Memory
 
-def pss_kib(pid):
-    """Proportional set size: shared pages divided among their users (sums add up)."""
+def proc_kib(pid, file, field):
+    """A "Field:   N kB" line of /proc/PID/FILE, in KiB (0 when the process is gone)."""
     try:
-        for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
+        for line in pathlib.Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError):
         pass
     return 0
+
+
+def pss_kib(pid):
+    """Proportional set size: shared pages divided among their users (sums add up)."""
+    return proc_kib(pid, "smaps_rollup", "Pss")
 
 
 def rss_kib(pid):
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
+    return proc_kib(pid, "status", "VmRSS")
 
 
 def pids(*pgrep_args):

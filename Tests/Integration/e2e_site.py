@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 
+import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -35,6 +36,36 @@ PATIENCE = 120
 # Kerberos tests start from a browser that has met a Kerberos site before.
 NEGOTIATE_SEEN = {"net": {"received_http_auth_negotiate_headers": True}}
 
+
+
+def wait_for_port(process, port):
+    """Until `process` listens on the TCP port (or has exited)."""
+    wait_for(lambda: process.poll() is not None or sh("ss", "-Htln", f"sport = :{port}").stdout.strip() != "", timeout=30)
+
+
+def stop_process(process):
+    """SIGTERM, then SIGKILL after 10 s, and reaped."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture()
+def browsers():
+    """Opens Chromiums on demand; every one is closed after the test, whatever happened."""
+    opened = []
+
+    def open_browser(name, **kwargs):
+        browser = Chromium(name, **kwargs)
+        opened.append(browser)
+        return browser
+    yield open_browser
+    for browser in opened:
+        browser.quit()
 
 class Chromium:
     """One headless Chromium with a profile of its own: its own cookies and HTTP auth cache, so
@@ -251,19 +282,12 @@ class KDC:
     def start(self):
         self.process = subprocess.Popen(["krb5kdc", "-n", "-r", REALM], env=self.env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self.process.poll() is not None or
-                 sh("ss", "-Htln", f"sport = :{KDC_PORT}").stdout.strip() != "", timeout=30)
+        wait_for_port(self.process, KDC_PORT)
         assert self.process.poll() is None, "krb5kdc exited at start: " + self.log()
         return self
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def log(self):
         path = KDC_DIR / "kdc.log"
@@ -411,19 +435,12 @@ class SSHD:
         sh("/usr/sbin/sshd", "-t", *options)
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", *options], stdout=log, stderr=log)
-        wait_for(lambda: self.process.poll() is not None or
-                 sh("ss", "-Htln", f"sport = :{SSH_PORT}").stdout.strip() != "", timeout=30)
+        wait_for_port(self.process, SSH_PORT)
         assert self.process.poll() is None, "sshd exited at start: " + self.log.read_text(errors="replace")
         return self
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.dropin.unlink(missing_ok=True)
 
 

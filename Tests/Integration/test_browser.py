@@ -17,7 +17,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from conftest import PASSWORD, UPSTREAM, Upstream, install_config, sh
-from e2e_site import Chromium, keep_logs, reload_apache, server_pid, start_in_progress, stop_server
+from e2e_site import (browsers, keep_logs, reload_apache, server_pid, start_in_progress,  # noqa: F401 (browsers: a fixture)
+                      stop_server)
 
 # A course of this file's own, with a code cell, next to the site's default course ("tutorials").
 TOUR = pathlib.Path("/srv/hydra-test/browser-tour.git")
@@ -48,18 +49,6 @@ def tour_course(site):
     reload_apache()
 
 
-@pytest.fixture()
-def browsers():
-    """Opens Chromiums on demand; every one is closed after the test, whatever happened."""
-    opened = []
-
-    def open_browser(name, **kwargs):
-        browser = Chromium(name, **kwargs)
-        opened.append(browser)
-        return browser
-    yield open_browser
-    for browser in opened:
-        browser.quit()
 
 
 @pytest.fixture()

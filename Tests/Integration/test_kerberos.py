@@ -16,7 +16,8 @@ import urllib.parse
 import pytest
 
 from conftest import PASSWORD, REPO, account_files, install_config, login_form, sh
-from e2e_site import (CCACHE_DIR, KDC, NEGOTIATE_SEEN, REALM, SSHD, Chromium, keep_logs, kinit, reload_apache, server_pid, ssh)
+from e2e_site import (CCACHE_DIR, KDC, NEGOTIATE_SEEN, REALM, SSHD, browsers, keep_logs, kinit,  # noqa: F401 (browsers: a fixture)
+                      reload_apache, server_pid, ssh)
 
 PORT = 8091             # the Kerberos site: hydra.conf's virtual host with the shipped Kerberos example
 PORT_NO_LOCALNAME = 8092  # the same, but GssapiLocalName Off: REMOTE_USER keeps the realm
@@ -75,17 +76,6 @@ def sshd(kerberos_site):
     daemon.stop()
 
 
-@pytest.fixture()
-def browsers():
-    opened = []
-
-    def open_browser(name, **kwargs):
-        browser = Chromium(name, **kwargs)
-        opened.append(browser)
-        return browser
-    yield open_browser
-    for browser in opened:
-        browser.quit()
 
 
 # --- curl --negotiate: a browser with a ticket, one request at a time ---------------------------

@@ -176,8 +176,8 @@ public struct ServerManager: Sendable {
         if supervision.mode == .systemd {
             // The unit goes first (systemd ends its whole control group), and a failed one is
             // forgotten so that the name is free for the next start.
-            _ = try? systemctl(["stop", unitName])
-            _ = try? systemctl(["reset-failed", unitName])
+            _ = try? inUserManager("/usr/bin/systemctl", ["--user", "stop", unitName])
+            _ = try? inUserManager("/usr/bin/systemctl", ["--user", "reset-failed", unitName])
         }
         for pid in leaders {
             kill(-pid, SIGTERM)
@@ -273,25 +273,24 @@ public struct ServerManager: Sendable {
             }
             usleep(100_000)
         }
-        let started = try systemctl(unit.systemdRunArguments, program: "/usr/bin/systemd-run")
+        let started = try inUserManager("/usr/bin/systemd-run", unit.systemdRunArguments)
         guard started.status == 0 else {
             throw StepFailure("systemd-run \(unit.name) failed: \(started.errorText.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        let shown = try systemctl(["show", "--property=MainPID", "--value", unit.name])
+        let shown = try inUserManager("/usr/bin/systemctl", ["--user", "show", "--property=MainPID", "--value", unit.name])
         guard let pid = pid_t(shown.outputText.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else {
             throw StepFailure("\(unit.name) has no main process after systemd-run; its log ends:\n\(logTail())")
         }
         return pid
     }
 
-    /// systemctl (or systemd-run) talking to this user's own manager.
-    @discardableResult
-    func systemctl(_ arguments: [String], program: String = "/usr/bin/systemctl") throws -> ProcessResult {
+    /// systemctl or systemd-run, with the environment that reaches this user's own manager.
+    func inUserManager(_ program: String, _ arguments: [String]) throws -> ProcessResult {
         var options = ProcessRunner.Options()
         let uid = identity.account.uid
         options.environment["XDG_RUNTIME_DIR"] = "/run/user/\(uid)"
         options.environment["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=\(Supervision.userManagerBus(uid: uid))"
-        return try ProcessRunner.run(program, program.hasSuffix("systemctl") ? ["--user"] + arguments : arguments, options: options)
+        return try ProcessRunner.run(program, arguments, options: options)
     }
 
     func appendToLog(_ line: String) {
