@@ -45,7 +45,7 @@ extension IpynbLaunch {
             try common.run("start") { config, identity in
                 let report = try ServerManager(config: config, identity: identity).start()
                 let syncText = report.sync.map(\.summary).joined(separator: "; ")
-                return (report, report.outcome == "reused" ? .alreadyFine : .done,
+                return (report, report.outcome.exitStatus,
                         "\(report.outcome) the server of \(report.user) at \(report.socket) in \(report.seconds) s" + (syncText.isEmpty ? "" : "; \(syncText)"))
             }
         }
@@ -70,7 +70,7 @@ extension IpynbLaunch {
             guard (repo == nil) == (dir == nil) else { throw ValidationError("--repo and --dir go together") }
             if let dir, !HydraConfig.isPlainRelativePath(dir) { throw ValidationError("--dir must be a folder inside your home, without '..'") }
             if let repo, repo.hasPrefix("-") { throw ValidationError("--repo must be a URL or a path") }
-            if branch.hasPrefix("-") || branch.contains("..") { throw ValidationError("--branch is not a valid branch name") }
+            if !TutorialSync.Source.isValidBranch(branch) { throw ValidationError("--branch is not a valid branch name") }
         }
 
         func run() throws {

@@ -24,8 +24,16 @@ struct FrontTests {
 
     @Test("the returning-browser cookie has path /, is HttpOnly, and is cleared with Max-Age=0")
     func serverCookie() {
-        #expect(front.serverCookie("12.34.56", https: true) == "hydra-server=12.34.56; Path=/; HttpOnly; SameSite=Lax; Secure")
-        #expect(front.serverCookie("", https: false, expired: true).contains("Max-Age=0"))
+        #expect(front.cookie(Front.serverCookieName, "12.34.56", https: true) == "hydra-server=12.34.56; Path=/; HttpOnly; SameSite=Lax; Secure")
+        #expect(front.cookie(Front.serverCookieName, "", https: false, maxAge: 0).contains("Max-Age=0"))
+    }
+
+    @Test("Apache's shortcut cookie lasts as long as the front would not sync anyway, and not at all without that interval")
+    func recentCookie() {
+        #expect(front.recentCookie(https: true).map(\.1) == ["hydra-recent=1; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"])
+        let everyVisit = Front(config: try! HydraConfig.parse("[site]\npublic_url = \"https://x.org\"\n[sync]\nvisit_sync_interval_seconds = 0\n", path: "x"),
+                               logger: Logger(label: "test"))
+        #expect(everyVisit.recentCookie(https: true).isEmpty)
     }
 
     @Test("a missing REMOTE_USER is a 500 page saying authentication is not configured")

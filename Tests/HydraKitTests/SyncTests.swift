@@ -17,6 +17,13 @@ struct SyncTests {
         #expect(!TutorialSync.isSafe(path))
     }
 
+    @Test("one branch-name rule for the configuration and the command line: no option, range or ref syntax",
+          arguments: [("main", true), ("release/2026-fall", true), ("-x", false), ("a..b", false), ("a b", false), ("a~1", false),
+                      ("a^", false), ("a:b", false), ("", false), ("feature*", false), ("ünï", false)])
+    func branchNames(_ pair: (String, Bool)) {
+        #expect(TutorialSync.Source.isValidBranch(pair.0) == pair.1)
+    }
+
     @Test("ordinary paths are accepted", arguments: ["a", "a/b.ipynb", "数据/表 1.csv", ".hidden", "a/.gitignore"])
     func safePaths(_ path: String) {
         #expect(TutorialSync.isSafe(path))

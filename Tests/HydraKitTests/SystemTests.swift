@@ -71,4 +71,12 @@ struct SystemTests {
         #expect(throws: TrustedFile.Failure.self) { try TrustedFile.read("etc/hostname") }
         #expect(throws: TrustedFile.Failure.self) { try TrustedFile.read("/etc/../etc/hostname") }
     }
+
+    @Test("MemAvailable is read from /proc/meminfo's format; anything else is no figure")
+    func memoryAvailable() {
+        #expect(MemoryInfo.availableBytes(meminfo: "MemTotal:       24576000 kB\nMemAvailable:    2048 kB\n") == 2048 * 1024)
+        #expect(MemoryInfo.availableBytes(meminfo: "MemTotal:       24576000 kB\n") == nil)
+        #expect(MemoryInfo.availableBytes(meminfo: "MemAvailable:    lots\n") == nil)
+        #expect(MemoryInfo.availableBytes() ?? 0 > 0)
+    }
 }

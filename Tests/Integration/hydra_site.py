@@ -54,6 +54,13 @@ PEOPLE.update({
     "joan": (20141, "Joan Clarke"), "sophie": (20142, "Sophie Wilson"),                # test_limits
 })
 PEOPLE.update({f"swarm{i:02d}": (23000 + i, f"Swarm Member {i}") for i in range(30)})  # test_load
+PEOPLE.update({f"class{i:02d}": (24000 + i, f"Class Member {i}") for i in range(50)})  # test_capacity
+PEOPLE.update({
+    "watcher": (24100, "Watches The Site"), "mallory": (24101, "Stalls Her Server"),       # test_capacity
+    "trudy": (24102, "Plants Sockets"), "filler": (24103, "Fills What She Can"),
+    "newcomer": (24104, "Comes After"), "sleeper": (24105, "Server Stopped"),
+    "rebooted": (24106, "After A Reboot"), "crowded": (24107, "Arrives When Full"),
+})
 
 
 def sh(*argv, check=True, input=None, env=None, timeout=120):
@@ -172,6 +179,11 @@ def start_site():
     wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", f"{SITE_URL}/hydra/health", check=False).returncode == 0)
 
 
+def restart_gate():
+    """hydra-gate reads hydra.toml when it starts: after install_config, for [gate] changes."""
+    bash_lib("restart_detached_gate")
+
+
 def stop_site():
     sh("apache2ctl", "stop", check=False)
 
@@ -192,6 +204,17 @@ def wait_for(predicate, timeout=10.0, interval=0.05):
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+def runtime_dir_gone(name):
+    """As after a reboot: <runtime_dir>/NAME (a tmpfs of its own) is no longer there."""
+    path = pathlib.Path(f"/run/hydra/{name}")
+    if path.is_mount():
+        sh("umount", "--lazy", path)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        sh("rm", "-rf", "--one-file-system", path)
 
 
 def account_files():
@@ -263,7 +286,9 @@ class Browser:
 
     def request(self, method, path, form=None, headers=None, port=80):
         connection = http.client.HTTPConnection("localhost", port, timeout=120)
-        h = {"Host": "localhost", **(headers or {})}
+        # What a browser's address bar asks for: a page (the gate sends such a visit to a stopped
+        # server through the front).
+        h = {"Host": "localhost", "Accept": "text/html,application/xhtml+xml,*/*;q=0.8", **(headers or {})}
         if self.auth:
             h["Authorization"] = self.auth
         if self.cookies:

@@ -14,13 +14,16 @@ import os
 import pathlib
 import pwd
 import re
+import threading
 import time
 import urllib.parse
 
 from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, Browser, as_user, login_form, sh, wait_for
 
 LAUNCH = PREFIX / "ipynb-launch"
-ERROR_LOGS = (pathlib.Path("/var/log/apache2/error.log"), pathlib.Path("/var/log/apache2/hydra-error.log"))
+# Apache's logs (the front's lines are in error.log) and hydra-gate's (where systemd is not PID 1).
+ERROR_LOGS = (pathlib.Path("/var/log/apache2/error.log"), pathlib.Path("/var/log/apache2/hydra-error.log"),
+              pathlib.Path("/var/log/hydra/gate.log"))
 KERNEL_ROUNDTRIP = REPO / "Tests/Integration/kernel_roundtrip.py"
 JUPYTER_PYTHON = "/opt/hydra/jupyter/bin/python"
 # What must never reach a user's page: a trace, a Swift or Python crash, a raw helper message.
@@ -176,6 +179,57 @@ def logout(browser, user):
     return status, headers, page
 
 
+class Bystander:
+    """Another person using the site meanwhile (with a thread of their own): visits (the site's root
+    to the lab) and API calls in turn, timed; failures kept. A context manager."""
+
+    def __init__(self, browser, user):
+        self.browser, self.user = browser, user
+        self.samples, self.errors = [], []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        turn = 0
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                if turn % 2 == 0:
+                    result = visit(self.browser)
+                    ok, what = result.in_lab(self.user), result.trail()
+                else:
+                    status, body = api(self.browser, self.user, "GET", "status")
+                    ok, what = status == 200, f"api/status {status} {body[:120]}"
+            except Exception as error:  # noqa: BLE001 (a failure is a finding)
+                ok, what = False, repr(error)
+            self.samples.append(time.monotonic() - started)
+            if not ok:
+                self.errors.append(what)
+            turn += 1
+            time.sleep(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(timeout=180)
+
+    def summary(self):
+        return (f"{len(self.samples)} visits and API calls of another person: p50 {milliseconds(percentile(self.samples, 0.5))}, "
+                f"p99 {milliseconds(percentile(self.samples, 0.99))}, max {milliseconds(max(self.samples))}, errors {len(self.errors)}")
+
+    def assert_fast(self):
+        assert not self.errors, f"{len(self.errors)} errors, e.g. {self.errors[:3]}"
+        assert len(self.samples) >= 20, f"only {len(self.samples)} samples"
+        assert percentile(self.samples, 0.99) <= 0.25, self.summary()
+
+
+def milliseconds(seconds):
+    return f"{seconds * 1000:.1f} ms"
+
+
 # --- the user's home, as the user -------------------------------------------------------------
 
 def home(user):
@@ -209,7 +263,7 @@ def server_pids(user):
 # --- Apache's error logs, as the admin reads them ---------------------------------------------
 
 class ErrorLog:
-    """What Apache's error logs (the server's and the site's) gained since this was made."""
+    """What the admin's logs (Apache's, the site's, the gate's) gained since this was made."""
 
     def __init__(self):
         self.offsets = {path: (path.stat().st_size if path.exists() else 0) for path in ERROR_LOGS}
@@ -309,6 +363,34 @@ def write_figures(name, lines, request=None):
     else:
         print("\n" + text, flush=True)
     return text
+
+
+def wrk(url, connections, seconds, headers=(), timeout=2):
+    """wrk's figures for a load on `url`: req/s, latency percentiles (seconds) for 50/75/90/99,
+    non-2xx/3xx answers, socket errors (connect, read, write, timeout). A C load generator: a
+    Python client with thousands of connections measures its own event loop, not the site."""
+    argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", f"--timeout={timeout}s"]
+    for header in headers:
+        argv += ["-H", header]
+    out = sh(*argv, url, timeout=seconds + 120).stdout
+
+    def latency(p):
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)\b", out).groups()
+        return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "latency": {p: latency(p) for p in (50, 75, 90, 99)},
+            "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+            "socket_errors": tuple(int(n) for n in errors.groups()) if errors else (0, 0, 0, 0),
+            "output": out}
+
+
+def write_sections(name, title, sections, request):
+    """A test module's figures (section -> lines), once its tests have run, if any were taken."""
+    if sections:
+        write_figures(name, [title] + [line for lines in sections.values() for line in lines], request)
 
 
 def percentile(values, fraction):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import PEOPLE, PREFIX, account_files, as_web_server, sh
+from conftest import PEOPLE, PREFIX, account_files, as_web_server, runtime_dir_gone, sh
 
 ADD = PREFIX / "addldapuser"
 CREATED, ALREADY_FINE, INVALID_NAME, LDAP_UNAVAILABLE, ENTRY_UNUSABLE, REFUSED = 0, 1, 65, 69, 76, 77
@@ -38,6 +38,9 @@ def assert_runtime_dir_ready(name):
     assert info.st_uid == pwd.getpwnam(name).pw_uid
     assert info.st_gid == grp.getgrnam("www-data").gr_gid
     assert stat.S_IMODE(info.st_mode) == 0o2750
+    # A tmpfs of its own (server.runtime_dir_size): what the person writes there cannot fill /run.
+    assert info.st_dev != os.stat("/run/hydra").st_dev
+    assert os.statvfs(f"/run/hydra/{name}").f_blocks * os.statvfs(f"/run/hydra/{name}").f_frsize <= 16 << 20
 
 
 def test_ldap_user_gets_the_ldap_uid_display_name_locked_password_and_group(site):
@@ -179,7 +182,7 @@ def test_local_account_whose_uid_differs_from_the_directory_is_refused(site):
 
 def test_planted_symlink_for_the_runtime_dir_is_replaced_not_followed(site):
     add("ken")
-    os.rmdir("/run/hydra/ken")
+    runtime_dir_gone("ken")
     os.symlink("/etc", "/run/hydra/ken")
     etc_before = os.stat("/etc")
     assert add("ken").returncode == ALREADY_FINE
@@ -188,12 +191,21 @@ def test_planted_symlink_for_the_runtime_dir_is_replaced_not_followed(site):
     assert (etc_after.st_uid, etc_after.st_mode) == (etc_before.st_uid, etc_before.st_mode)
 
 
+def test_runtime_dir_gone_after_a_reboot_is_prepared_again_and_not_reported_as_tampering(site):
+    add("barbara")
+    runtime_dir_gone("barbara")
+    r = report(add("barbara"))
+    assert r["repairs"] == [], r
+    assert any("mounted" in a for a in r["actions"]), r
+    assert_runtime_dir_ready("barbara")
+
+
 def test_runtime_dir_with_wrong_owner_and_mode_is_repaired(site):
     add("grace")
     os.chown("/run/hydra/grace", 0, 0)
     os.chmod("/run/hydra/grace", 0o777)
     r = report(add("grace"))
-    assert any("mode 2750" in a for a in r["actions"])
+    assert any("mode 2750" in a for a in r["repairs"])
     assert_runtime_dir_ready("grace")
 
 

@@ -133,9 +133,18 @@ def test_logout_leads_back_to_the_front_and_a_new_login_works(site):
 def test_returning_browser_goes_straight_to_its_lab_without_running_a_helper(site):
     browser, fields, _ = sign_in("alan")
     assert browser.cookies["hydra-server"] and browser.cookies["hydra-server"] not in fields["password"]
+    # Within sync.visit_sync_interval_seconds of the front's answer (cookie hydra-recent), Apache
+    # itself sends the browser to its lab: not even the front runs.
+    logged = hydra_log().count("visit: running server")
+    status, headers, _ = browser.get("/")
+    assert status == 302 and headers["Location"].endswith("/user/alan/lab"), (status, headers)
+    assert hydra_log().count("visit: running server") == logged
+    # After that the front answers again (and runs the sync after its answer), the same way.
+    browser.cookies.pop("hydra-recent")
     status, headers, _ = browser.get("/")
     assert status == 302 and headers["Location"] == "/user/alan/lab", (status, headers)
     assert "visit: running server, sent to the lab" in hydra_log()
+    assert browser.cookies["hydra-recent"] == "1"
     status, _, page = browser.get(headers["Location"])
     assert status == 200 and "JupyterLab" in page
 
@@ -150,6 +159,7 @@ def test_browser_without_a_jupyter_login_gets_the_auto_login_page_from_the_runni
         _, again = login_form(page)
         assert again["password"] == fields["password"]
     first.cookies["hydra-server"] = "0" * 20  # a tag of a replaced server
+    first.cookies.pop("hydra-recent")  # (the front's own decision; Apache's shortcut is tested above)
     status, _, page = first.get("/")
     assert status == 200 and login_form(page)[1]["password"] == fields["password"]
 
@@ -169,8 +179,14 @@ def test_dead_server_behind_a_returning_browser_is_restarted_not_proxied(site):
     pid = json.loads(as_user("alan", PREFIX / "ipynb-launch", "status", "--json").stdout)["pid"]
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not pathlib.Path(f"/proc/{pid}").exists())
-    status, _, page = browser.get("/")
-    assert status == 200, page  # not a redirect into a dead socket
+    # Apache sends the returning browser to its lab; the gate finds no server there and sends it
+    # back to the front (keeping where it was going), which starts a fresh one.
+    status, headers, _ = browser.get("/")
+    assert status == 302 and headers["Location"].endswith("/user/alan/lab"), (status, headers)
+    status, headers, _ = browser.get("/user/alan/lab")
+    assert status == 302 and headers["Location"] == "/?next=%2Fuser%2Falan%2Flab", (status, headers)
+    status, _, page = browser.get(headers["Location"])
+    assert status == 200, page
     assert login_form(page)[1]["password"] != fields["password"]
 
 
@@ -191,9 +207,10 @@ def test_warm_visit_syncs_the_course_after_the_answer(site, config):
 
 def test_logged_out_page_forgets_the_returning_browser(site):
     browser, _, _ = sign_in("alan")
-    status, headers, _ = browser.get("/?logged_out=1")
-    assert status == 200 and "hydra-server=;" in headers["Set-Cookie"] and "Max-Age=0" in headers["Set-Cookie"]
-    assert "hydra-server" not in browser.cookies
+    assert "hydra-server" in browser.cookies and "hydra-recent" in browser.cookies
+    status, _, _ = browser.get("/?logged_out=1")
+    assert status == 200
+    assert "hydra-server" not in browser.cookies and "hydra-recent" not in browser.cookies
     status, _, page = browser.get("/")
     assert status == 200 and login_form(page)
 

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import PREFIX, wait_for
 from load_support import (api, browser_for, descriptor_count, kernel_one_plus_one, logout, percentile, processes,
-                          rss_kib, save_notebook, server_pids, visit, write_figures)
+                          rss_kib, save_notebook, server_pids, visit, write_sections)
 
 USERS = [f"swarm{i:02d}" for i in range(30)]
 WARM_VISITS = 200
@@ -37,11 +37,7 @@ def soak_seconds():
 @pytest.fixture(scope="module", autouse=True)
 def load_figures(request):
     yield
-    if FIGURES:
-        lines = ["load (issue 7)"]
-        for section in FIGURES.values():
-            lines += section
-        write_figures("load.txt", lines, request)
+    write_sections("load.txt", "load (issue 7)", FIGURES, request)
 
 
 def has_account(name):

@@ -2,20 +2,28 @@
 # shellcheck shell=bash
 
 HYDRA_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-HYDRA_PREFIX=/usr/local/lib/hydra          # the three programs (sudoers names these paths)
+HYDRA_PREFIX=/usr/local/lib/hydra          # the programs (sudoers names these paths)
 HYDRA_JUPYTER_ENV=/opt/hydra/jupyter       # the users' Python environment (server.python_env)
 HYDRA_TEST_ENV=/opt/hydra/test-env         # pytest and friends, for the integration tests
 HYDRA_SWIFT=${HYDRA_SWIFT:-$(command -v swift || echo /opt/swift/usr/bin/swift)}
 
-# What a site needs at run time, and what building needs.
-HYDRA_RUNTIME_PACKAGES=(apache2 libapache2-mod-fcgid sudo git libfcgi0ldbl libldap-2.5-0 python3-venv ca-certificates)
-HYDRA_BUILD_PACKAGES=(libfcgi-dev libldap-dev libssl-dev pkg-config)
-HYDRA_DEMO_PACKAGES=(slapd ldap-utils)
-# The end-to-end tests add a real browser, a KDC with Kerberos clients, sshd and systemd's
-# tools (systemd-analyze verifies the unit hydra would start; systemd need not be running).
+# What a site needs at run time (binutils: install-site strips the programs), and what building
+# needs besides: the C libraries, and what the Swift toolchain itself runs and links with.
+HYDRA_RUNTIME_PACKAGES=(apache2 libapache2-mod-fcgid sudo git libfcgi0ldbl libldap-2.5-0 python3-venv ca-certificates
+    binutils)
+HYDRA_BUILD_PACKAGES=(libfcgi-dev libldap-dev libssl-dev pkg-config
+    libc6-dev libgcc-12-dev libstdc++-12-dev libcurl4 libedit2 libncurses6 libsqlite3-0 libxml2)
+# The demo: its directory, and curl to check that the site answers.
+HYDRA_DEMO_PACKAGES=(slapd ldap-utils curl)
+# The end-to-end tests add a real browser, a KDC (kadmin.local makes its principals) with
+# Kerberos clients, sshd and systemd's tools (systemd-analyze verifies the unit hydra would
+# start; systemd need not be running).
 HYDRA_TEST_PACKAGES=(slapd ldap-utils curl psmisc procps iproute2 util-linux wrk
-    chromium chromium-driver fonts-dejavu-core krb5-kdc krb5-user libapache2-mod-auth-gssapi
+    chromium chromium-driver fonts-dejavu-core krb5-kdc krb5-admin-server krb5-user libapache2-mod-auth-gssapi
     openssh-server systemd)
+# The VM tier (Tests/VM): qemu in software mode, an image made with debootstrap (and units
+# enabled in it with systemctl --root), ssh into it.
+HYDRA_VM_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs systemd openssh-client)
 
 # Jupyter versions, pinned so tests and benchmarks are comparable from run to run.
 HYDRA_JUPYTER_REQUIREMENTS=("jupyter-server==2.21.*" "jupyterlab==4.6.*" "ipykernel==7.*")
@@ -34,12 +42,13 @@ apt_install() {
     fi
     say "apt-get install $*"
     export DEBIAN_FRONTEND=noninteractive
+    # Another apt-get may be running (another script, another person): wait for its lock.
     # A session-wide apt-get update, once per run of a script.
     if [ -z "${HYDRA_APT_UPDATED:-}" ]; then
-        apt-get update -qq
+        apt-get -o DPkg::Lock::Timeout=600 update -qq
         HYDRA_APT_UPDATED=1
     fi
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # The users' Jupyter environment: Debian's python3 (readable by every account, unlike a
@@ -61,7 +70,28 @@ JSON
     chmod -R a+rX "$HYDRA_JUPYTER_ENV"
 }
 
-# Release build of the three programs; prints the folder holding them.
+# hydra-gate where systemd is not PID 1 (install-site; the tests' sandbox): stops the one this
+# script started before (by the PID it recorded), then starts it as the web server's account.
+HYDRA_GATE_PIDFILE=/run/hydra/gate.pid
+restart_detached_gate() {
+    local pid
+    pid=$(cat "$HYDRA_GATE_PIDFILE" 2>/dev/null || true)
+    if [ -n "$pid" ] && grep -qa hydra-gate "/proc/$pid/cmdline" 2>/dev/null; then
+        kill "$pid"
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    fi
+    install -d -o root -g root -m 0755 /run/hydra
+    install -d -o www-data -g www-data -m 0750 /run/hydra/.gate
+    rm -f /run/hydra/.gate/gate.sock
+    install -d -o root -g root -m 0755 /var/log/hydra
+    setsid setpriv --reuid=www-data --regid=www-data --init-groups --reset-env "$HYDRA_PREFIX/hydra-gate" \
+        </dev/null >>/var/log/hydra/gate.log 2>&1 &
+    echo $! >"$HYDRA_GATE_PIDFILE"
+    for _ in $(seq 1 100); do [ -S /run/hydra/.gate/gate.sock ] && return 0; sleep 0.05; done
+    die "hydra-gate did not start (see /var/log/hydra/gate.log)"
+}
+
+# Release build of hydra's programs; prints the folder holding them.
 # HYDRA_BIN=DIR: use programs built before (the tests build once and install many times).
 build_release() {
     if [ -n "${HYDRA_BIN:-}" ]; then
@@ -69,6 +99,8 @@ build_release() {
         return 0
     fi
     say "swift build -c release"
-    (cd "$HYDRA_REPO" && "$HYDRA_SWIFT" build -c release --static-swift-stdlib -Xswiftc -use-ld=lld >&2)
+    # `|| return`: callers may run this with errexit off (scripts/test), and a failed build must
+    # not look like a good one.
+    (cd "$HYDRA_REPO" && "$HYDRA_SWIFT" build -c release --static-swift-stdlib -Xswiftc -use-ld=lld >&2) || return
     (cd "$HYDRA_REPO" && "$HYDRA_SWIFT" build -c release --static-swift-stdlib -Xswiftc -use-ld=lld --show-bin-path)
 }

@@ -50,8 +50,11 @@ public struct AccountPolicy: Sendable {
     public let webServerUser: String
     /// UID_MIN of /etc/login.defs.
     public let systemUIDMinimum: UInt32
+    /// Where accounts and groups are looked up.
+    public let database: any AccountDatabase
 
-    public init(config: HydraConfig, loginDefs: String = "/etc/login.defs") {
+    public init(config: HydraConfig, loginDefs: String = "/etc/login.defs", database: any AccountDatabase = SystemAccounts()) {
+        self.database = database
         accounts = config.accounts
         webServerUser = config.site.webServerUser
         systemUIDMinimum = Self.uidMinimum(loginDefs: loginDefs)
@@ -80,13 +83,13 @@ public struct AccountPolicy: Sendable {
     public func checkExisting(_ entry: PasswdEntry, name: UserName) throws(AccountRefusal) {
         try checkName(name)
         try checkUID(entry.uid, of: name)
-        if let web = UserDatabase.user(named: webServerUser), web.uid == entry.uid {
+        if let web = database.user(named: webServerUser), web.uid == entry.uid {
             throw AccountRefusal(check: .webServerAccount, detail: "\(name) has the web server's UID \(entry.uid)")
         }
         if entry.gid == 0 {
             throw AccountRefusal(check: .privilegedGroup, detail: "\(name)'s primary group is GID 0")
         }
-        let privileged = Set(accounts.privilegedGroups).intersection(UserDatabase.groupNames(of: entry))
+        let privileged = Set(accounts.privilegedGroups).intersection(database.groupNames(of: entry))
         if !privileged.isEmpty {
             throw AccountRefusal(check: .privilegedGroup, detail: "\(name) is in \(privileged.sorted().joined(separator: ", "))")
         }
@@ -95,7 +98,7 @@ public struct AccountPolicy: Sendable {
     /// Checks 2-4 and 7 for an account about to be created with `uid`.
     public func checkNew(uid: UInt32, name: UserName) throws(AccountRefusal) {
         try checkUID(uid, of: name)
-        if let owner = UserDatabase.user(uid: uid) {
+        if let owner = database.user(uid: uid) {
             throw AccountRefusal(check: .uidTaken, detail: "the directory gives \(name) UID \(uid), which already belongs to the local account \(owner.name)")
         }
     }

@@ -13,12 +13,15 @@ public struct ProvisionReport: Sendable, Encodable {
     public let home: String
     public let runtimeDir: String
     public let actions: [String]
+    /// The actions that undid a change someone made (a subset of `actions`); a runtime
+    /// directory that is simply gone after a reboot needs none.
+    public let repairs: [String]
     public let dryRun: Bool
 
     public var exitStatus: ExitStatus { outcome == .created ? .done : .alreadyFine }
 
     enum CodingKeys: String, CodingKey {
-        case user, uid, outcome, source, home, actions
+        case user, uid, outcome, source, home, actions, repairs
         case runtimeDir = "runtime_dir", dryRun = "dry_run"
     }
 }
@@ -70,30 +73,34 @@ public struct AccountProvisioner: Sendable {
             outcome = .alreadyFine
             source = "existing"
         } else {
-            let (uid, gecos, origin) = try chooseUID(for: name)
-            try policy.checkNew(uid: uid, name: name)
-            actions.append("create account \(name) with UID \(uid) (\(origin))")
+            let chosen = try chooseUID(for: name)
+            try policy.checkNew(uid: chosen.uid, name: name)
+            actions.append("create account \(name) with UID \(chosen.uid) (\(chosen.source.rawValue))")
             if !dryRun {
-                try createAccount(name, uid: uid, gecos: gecos)
-                try recordAccount(name, uid: uid)
+                try createAccount(name, uid: chosen.uid, gecos: chosen.displayName)
+                try recordAccount(name, uid: chosen.uid)
             }
             entry = UserDatabase.user(named: name.value)
-                ?? PasswdEntry(name: name.value, uid: uid, gid: uid, gecos: gecos, home: home(of: name), shell: config.accounts.shell)
+                ?? PasswdEntry(name: name.value, uid: chosen.uid, gid: chosen.uid, gecos: chosen.displayName, home: home(of: name),
+                               shell: config.accounts.shell)
             outcome = .created
-            source = origin
+            source = chosen.source.rawValue
         }
 
         if !UserDatabase.groupNames(of: entry).contains(hydraGroup.name) {
             actions.append("add \(name) to group \(hydraGroup.name)")
             if !dryRun { try run("/usr/sbin/usermod", ["--append", "--groups", hydraGroup.name, "--", name.value]) }
         }
-        let runtime = RuntimeDirectory(base: config.server.runtimeDir)
+        let runtime = RuntimeDirectory(config: config)
+        var repairs: [String] = []
         if dryRun {
             if !runtime.isReady(for: name, uid: entry.uid, webGID: webGroup.gid) {
                 actions.append("prepare \(runtime.path(for: name))")
             }
         } else {
-            actions += try runtime.prepare(for: name, uid: entry.uid, webGID: webGroup.gid)
+            let preparation = try runtime.prepare(for: name, uid: entry.uid, webGID: webGroup.gid)
+            actions += preparation.repairs + preparation.steps
+            repairs = preparation.repairs
         }
         // Under systemd the server runs in the user's own manager, which lingering keeps running.
         let supervision = Supervision(config: config)
@@ -103,7 +110,7 @@ public struct AccountProvisioner: Sendable {
             if !dryRun { try run("/usr/bin/loginctl", ["enable-linger", "--", name.value]) }
         }
         return ProvisionReport(user: name.value, uid: entry.uid, outcome: outcome, source: source, home: entry.home,
-                               runtimeDir: runtime.path(for: name), actions: actions, dryRun: dryRun)
+                               runtimeDir: runtime.path(for: name), actions: actions, repairs: repairs, dryRun: dryRun)
     }
 
     private func home(of name: UserName) -> String { "\(config.accounts.homeBase)/\(name.value)" }
@@ -135,15 +142,23 @@ public struct AccountProvisioner: Sendable {
         try records.writeAtomically(name.value, Array("\(uid)\n".utf8), staging: staging, mode: 0o600)
     }
 
-    private func chooseUID(for name: UserName) throws -> (UInt32, String, String) {
+    /// The UID a new account gets, and where it comes from.
+    struct ChosenUID {
+        enum Source: String { case ldap, local }
+        let uid: UInt32
+        let displayName: String
+        let source: Source
+    }
+
+    private func chooseUID(for name: UserName) throws -> ChosenUID {
         switch try directory.person(named: name) {
         case .found(let person):
-            return (person.uidNumber, person.displayName, "ldap")
+            return ChosenUID(uid: person.uidNumber, displayName: person.displayName, source: .ldap)
         case .noSuchEntry, .notConfigured:
             guard config.accounts.localUIDFallback else {
                 throw StepFailure("\(name) is not in the directory and accounts.local_uid_fallback is off", status: .refused)
             }
-            return (try allocateLocalUID(), "", "local")
+            return ChosenUID(uid: try allocateLocalUID(), displayName: "", source: .local)
         }
     }
 

@@ -1,33 +1,73 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The per-user runtime directory, `<runtime_dir>/NAME`: owner the user, group the web
-/// server's group, mode 2750. The notebook server's socket and the user's lock live there;
-/// Apache (group) may connect to the socket, other local users cannot even look inside.
+/// server's group, mode 2750. The notebook server's socket, the user's lock and the server log
+/// live there; Apache's side (group) may connect to the socket, other local users cannot even
+/// look inside. With `server.runtime_dir_size` it is a small tmpfs of its own, so what the
+/// person writes there (they own it) can fill only their own directory, never /run, which
+/// systemd, logind, sudo and everybody else's first visit need.
 public struct RuntimeDirectory: Sendable {
     public static let mode: mode_t = 0o2750
     public let base: String
+    public let sizeBytes: UInt64?
 
-    public init(base: String) {
+    public init(base: String, sizeBytes: UInt64? = nil) {
         self.base = base
+        self.sizeBytes = sizeBytes
+    }
+
+    public init(config: HydraConfig) {
+        self.init(base: config.server.runtimeDir, sizeBytes: config.server.runtimeDirSizeBytes)
     }
 
     public func path(for name: UserName) -> String { "\(base)/\(name.value)" }
 
-    /// `isReady` for the configured web server group, looked up by name (false if it is missing).
-    public static func isReady(for name: UserName, uid: UInt32, config: HydraConfig) -> Bool {
-        guard let webGroup = UserDatabase.group(named: config.site.webServerGroup) else { return false }
-        return RuntimeDirectory(base: config.server.runtimeDir).isReady(for: name, uid: uid, webGID: webGroup.gid)
+    /// What lives in a person's runtime directory: the one place these names are spelt.
+    public enum Entry {
+        /// The notebook server's socket (the person's; group: the web server's, 0660).
+        public static let socket = "jupyter.sock"
+        /// ipynb-launch's record of the running server (the person's alone, 0600).
+        public static let record = "server.json"
+        /// The running server's token for the front (group: the web server's, 0640).
+        public static let loginToken = "login-token"
+        /// The person's lock: one start, stop or sync at a time.
+        public static let lock = "lock"
+        /// The server's log, kept under server.log_max_bytes (the part before: server.log.1).
+        public static let log = "server.log"
+        /// JUPYTER_RUNTIME_DIR (kernel connection files), the person's alone.
+        public static let jupyterRuntime = "jupyter"
     }
 
-    /// Checked without privilege (the front's fast path): exists, a real directory, right owner, group and mode.
+    /// `isReady` for the configured web server group, looked up by name (false if it is missing).
+    public static func isReady(for name: UserName, uid: UInt32, config: HydraConfig,
+                               database: any AccountDatabase = SystemAccounts()) -> Bool {
+        guard let webGroup = database.group(named: config.site.webServerGroup) else { return false }
+        return RuntimeDirectory(config: config).isReady(for: name, uid: uid, webGID: webGroup.gid)
+    }
+
+    /// Checked without privilege (the front's fast path): exists, a real directory, right
+    /// owner, group and mode, and a file system of its own when one is configured.
     public func isReady(for name: UserName, uid: UInt32, webGID: UInt32) -> Bool {
         var info = stat()
         guard lstat(path(for: name), &info) == 0 else { return false }
-        return info.st_mode & S_IFMT == S_IFDIR && info.st_uid == uid && info.st_gid == webGID
-            && info.st_mode & 0o7777 == Self.mode
+        guard info.st_mode & S_IFMT == S_IFDIR && info.st_uid == uid && info.st_gid == webGID
+                && info.st_mode & 0o7777 == Self.mode else { return false }
+        return sizeBytes == nil || isOwnFileSystem(info)
     }
+
+    private func isOwnFileSystem(_ info: stat) -> Bool {
+        var parent = stat()
+        return stat(base, &parent) == 0 && parent.st_dev != info.st_dev
+    }
+
+    /// `<runtime_dir>/.gate/gate.sock`: where hydra-gate listens for Apache (the web server's
+    /// own folder; apache/hydra.conf names the path).
+    public static let gateDirectoryName = ".gate"
+    public static let gateSocketName = "gate.sock"
+    public var gateSocketPath: String { "\(base)/\(Self.gateDirectoryName)/\(Self.gateSocketName)" }
 
     /// `<runtime_dir>/.front`: the front's own locks (who is starting, how many at once),
     /// owned by root, group of the web server, 0770. Lives on /run, so it is made again
@@ -45,27 +85,82 @@ public struct RuntimeDirectory: Sendable {
         }
     }
 
-    /// As root: creates it, or repairs owner and mode, replacing anything that is not a real
-    /// directory (a planted symlink is removed, never followed). Returns what it changed.
+    /// What `prepare` did: steps of a normal preparation (a directory that was simply absent,
+    /// as after every reboot), and repairs of something that someone changed.
+    public struct Preparation: Sendable, Equatable {
+        public var steps: [String] = []
+        public var repairs: [String] = []
+    }
+
+    /// As root: creates it (with its own file system when configured), or repairs owner and
+    /// mode, replacing anything that is not a real directory (a planted symlink is removed,
+    /// never followed).
     @discardableResult
-    public func prepare(for name: UserName, uid: UInt32, webGID: UInt32) throws(SystemError) -> [String] {
+    public func prepare(for name: UserName, uid: UInt32, webGID: UInt32) throws(SystemError) -> Preparation {
         let parent = try DirectoryHandle.open(base, createMode: 0o755)
         let parentInfo = try parent.status()
         guard parentInfo.st_uid == 0, parentInfo.st_mode & 0o022 == 0 else {
             throw SystemError("trusting", "\(base) (must be owned by root and not writable by others)", errno: EPERM)
         }
-        var changes: [String] = []
+        var done = Preparation()
         try prepareFrontDirectory(parent, webGID: webGID)
-        if let existing = try parent.entryStatus(name.value), existing.st_mode & S_IFMT != S_IFDIR {
+        let existing = try parent.entryStatus(name.value)
+        if let existing, existing.st_mode & S_IFMT != S_IFDIR {
             try parent.removeEntry(name.value)
-            changes.append("removed a non-directory at \(path(for: name))")
+            done.repairs.append("removed a non-directory at \(path(for: name))")
         }
-        let directory = try parent.subdirectory(name.value, createMode: 0o700)
+        var directory = try parent.subdirectory(name.value, createMode: 0o700)
+        if existing == nil || done.repairs.count > 0 { done.steps.append("created \(path(for: name))") }
+        if let sizeBytes, try directory.status().st_dev == parentInfo.st_dev {
+            try mountFileSystem(on: directory, name: name, uid: uid, webGID: webGID, sizeBytes: sizeBytes)
+            done.steps.append("mounted a \(sizeBytes >> 20) MiB tmpfs on \(path(for: name))")
+            directory = try parent.subdirectory(name.value)
+        }
         let info = try directory.status()
         if info.st_uid != uid || info.st_gid != webGID || info.st_mode & 0o7777 != Self.mode {
             try directory.setOwner(uid: uid, gid: webGID, mode: Self.mode)
-            changes.append("set \(path(for: name)) to \(name):\(webGID) mode 2750")
+            // A directory made a moment ago starts as root's: setting it up is no repair.
+            if done.steps.isEmpty { done.repairs.append("set \(path(for: name)) to \(name):\(webGID) mode 2750") }
         }
-        return changes
+        return done
+    }
+
+    /// A tmpfs of `sizeBytes` on the (empty, just checked) directory, owned by the user from
+    /// the start. Mounted where systemd (PID 1) sees it: under systemd, Apache and so the
+    /// helpers it starts live in a mount namespace of their own (PrivateTmp), and a mount made
+    /// there would be invisible to the user's server.
+    private func mountFileSystem(on directory: DirectoryHandle, name: UserName, uid: UInt32, webGID: UInt32,
+                                 sizeBytes: UInt64) throws(SystemError) {
+        // nr_inodes bounds files as size bounds bytes: a server needs a few dozen.
+        let options = "size=\(sizeBytes),nr_inodes=4096,mode=\(String(Self.mode, radix: 8)),uid=\(uid),gid=\(webGID)"
+        let source = "hydra-\(name.value)"
+        if Self.sharesMountNamespaceWithInit {
+            // Through the descriptor already checked: no path a user could redirect.
+            let flags = UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC)
+            guard options.withCString({ mount(source, "/proc/self/fd/\(directory.fd)", "tmpfs", flags, $0) }) == 0 else {
+                throw SystemError("mounting a tmpfs on", path(for: name))
+            }
+            return
+        }
+        // In init's namespace the path is resolved afresh: only root can change anything on it
+        // (the runtime_dir is root's and not writable by others, checked above).
+        let result: ProcessResult
+        do {
+            result = try ProcessRunner.run("/usr/bin/nsenter", [
+                "--mount=/proc/1/ns/mnt", "--", "/usr/bin/mount", "-t", "tmpfs", "-o", "nosuid,nodev,noexec,\(options)",
+                source, path(for: name),
+            ])
+        } catch {
+            throw SystemError("mounting a tmpfs (nsenter) on", path(for: name), errno: EIO)
+        }
+        guard result.status == 0 else {
+            throw SystemError("mounting a tmpfs on \(path(for: name)): \(result.errorText.trimmingCharacters(in: .whitespacesAndNewlines));",
+                              "nsenter --mount=/proc/1/ns/mnt mount", errno: EIO)
+        }
+    }
+
+    private static var sharesMountNamespaceWithInit: Bool {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt"))
+            == (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/1/ns/mnt"))
     }
 }

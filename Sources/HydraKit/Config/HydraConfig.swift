@@ -54,6 +54,27 @@ public struct HydraConfig: Sendable, Equatable {
         public var startTimeoutSeconds: Int
         public var maxConcurrentStarts: Int
         public var logMaxBytes: Int
+        /// Each runtime directory is a file system of its own of this size (nil: a plain
+        /// directory on the runtime_dir's file system).
+        public var runtimeDirSizeBytes: UInt64?
+        /// A new server starts only while the machine has at least this much memory available.
+        public var startMinAvailableBytes: UInt64?
+    }
+
+    /// `[gate]`: hydra-gate, between Apache and every notebook server.
+    public struct Gate: Sendable, Equatable {
+        /// Requests (not websockets) one person may have under way at once; more get 429.
+        public var requestsPerPerson: Int
+        /// Open websockets (kernels, terminals, events) of one person; more get 429.
+        public var websocketsPerPerson: Int
+        /// Requests under way on the whole site; more get 503.
+        public var requestsTotal: Int
+        /// Open websockets on the whole site; more get 503.
+        public var websocketsTotal: Int
+        /// A request's answer must begin (and then keep moving) within this; else 504.
+        public var responseTimeoutSeconds: Int
+        /// A websocket with no traffic either way for this long is closed.
+        public var websocketIdleTimeoutSeconds: Int
     }
 
     public struct Course: Sendable, Equatable {
@@ -80,6 +101,7 @@ public struct HydraConfig: Sendable, Equatable {
     public var server: Server
     public var sync: Sync
     public var limits: LimitSettings
+    public var gate: Gate
     public var courses: [Course]
 
     /// Parses a document; `path` only names the file in messages.
@@ -193,11 +215,26 @@ public struct HydraConfig: Sendable, Equatable {
             kernelIdleTimeoutSeconds: try server.int("kernel_idle_timeout_seconds", default: 3600, in: 0...10_000_000),
             startTimeoutSeconds: try server.int("start_timeout_seconds", default: 60, in: 1...3600),
             maxConcurrentStarts: try server.int("max_concurrent_starts", default: 4, in: 1...1000),
-            logMaxBytes: try server.int("log_max_bytes", default: 1 << 20, in: 4096...(1 << 30)))
+            logMaxBytes: try server.int("log_max_bytes", default: 1 << 20, in: 4096...(1 << 30)),
+            runtimeDirSizeBytes: try server.memorySize("runtime_dir_size", default: 16 << 20),
+            startMinAvailableBytes: try server.memorySize("start_min_available_memory", default: 512 << 20))
         guard !self.server.command.isEmpty, !self.server.command[0].isEmpty else {
             throw server.invalid("command", "must name a program")
         }
+        if let size = self.server.runtimeDirSizeBytes, size < UInt64(4 * self.server.logMaxBytes) {
+            throw server.invalid("runtime_dir_size", "must hold the server log and its predecessor with room to spare: at least 4 × log_max_bytes (\(4 * self.server.logMaxBytes) bytes)")
+        }
         try server.finish()
+
+        var gate = try section("gate", &root)
+        self.gate = Gate(
+            requestsPerPerson: try gate.int("requests_per_person", default: 16, in: 1...10_000),
+            websocketsPerPerson: try gate.int("websockets_per_person", default: 64, in: 1...10_000),
+            requestsTotal: try gate.int("requests_total", default: 256, in: 1...100_000),
+            websocketsTotal: try gate.int("websockets_total", default: 1600, in: 1...100_000),
+            responseTimeoutSeconds: try gate.int("response_timeout_seconds", default: 120, in: 1...86_400),
+            websocketIdleTimeoutSeconds: try gate.int("websocket_idle_timeout_seconds", default: 3600, in: 1...604_800))
+        try gate.finish()
 
         var sync = try section("sync", &root)
         self.sync = Sync(
@@ -229,8 +266,7 @@ public struct HydraConfig: Sendable, Equatable {
             guard Self.isPlainRelativePath(entry.folder) else {
                 throw course.invalid("folder", "must be a relative path inside the home, without '..'")
             }
-            guard !entry.branch.isEmpty, !entry.branch.hasPrefix("-"), !entry.branch.contains(".."),
-                  entry.branch.allSatisfy({ $0.isASCII && !$0.isWhitespace && !"~^:?*[\\".contains($0) }) else {
+            guard TutorialSync.Source.isValidBranch(entry.branch) else {
                 throw course.invalid("branch", "'\(entry.branch)' is not a valid git branch name")
             }
             guard !entry.repo.isEmpty, !entry.repo.hasPrefix("-") else {

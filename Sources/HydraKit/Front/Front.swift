@@ -11,16 +11,18 @@ public struct Front: Sendable {
     public let config: HydraConfig
     public let pages = Pages()
     public let logger: Logger
-    public let helpers: HelperCalls
+    public let helpers: any HelperRunning
+    public let accounts: any AccountDatabase
     public let gate: StartGate
     public let policy: AccountPolicy
 
-    public init(config: HydraConfig, logger: Logger, helpers: HelperCalls? = nil) {
+    public init(config: HydraConfig, logger: Logger, helpers: (any HelperRunning)? = nil, accounts: any AccountDatabase = SystemAccounts()) {
         self.config = config
         self.logger = logger
         self.helpers = helpers ?? HelperCalls(config: config)
+        self.accounts = accounts
         self.gate = StartGate(config: config)
-        self.policy = AccountPolicy(config: config)
+        self.policy = AccountPolicy(config: config, database: accounts)
     }
 
     public func handle(_ request: FrontRequest) -> FrontResponse {
@@ -61,30 +63,34 @@ public struct Front: Sendable {
         let started = monotonicSeconds()
         let https = request.isHTTPS || config.site.publicURL.lowercased().hasPrefix("https:")
         if request.queryValue("logged_out") != nil {
-            return page(200, "logged-out", title: "Logged out", values: ["name": name.value],
-                        extraHeaders: [("Set-Cookie", serverCookie("", https: https, expired: true))])
+            return page(200, "logged-out", title: "Logged out", values: ["name": name.value], extraHeaders: [
+                ("Set-Cookie", cookie(Self.serverCookieName, "", https: https, maxAge: 0)),
+                ("Set-Cookie", cookie(Self.recentCookieName, "", https: https, maxAge: 0))])
         }
         let next = safeNext(request.queryValue("next"), for: name)
         do {
             // The account policy's unprivileged checks first: root, system and privileged
             // accounts are refused here, without even a sudo call.
             try policy.checkName(name)
-            let account = UserDatabase.user(named: name.value)
+            let account = accounts.user(named: name.value)
             if let account { try policy.checkExisting(account, name: name) }
             if !isAccountReady(name, account: account) {
                 let outcome = try helpers.addLDAPUser(name)
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
-                if let actions = outcome.decode(HelperCalls.ProvisionAnswer.self)?.actions, !actions.isEmpty {
-                    // On an account that existed, these are repairs: someone changed what addldapuser set up.
-                    let level: Logger.Level = account == nil ? .info : .warning
-                    logger.log(level: level, "addldapuser \(account == nil ? "prepared" : "repaired"): \(LogSafe.quote(actions.joined(separator: "; "), limit: 600))",
-                               metadata: ["user": "\(name)"])
+                if let answer = outcome.decode(HelperCalls.ProvisionAnswer.self) {
+                    // Repairs mean someone changed what addldapuser set up; the rest is routine
+                    // (a new account, a runtime directory gone with a reboot).
+                    if !answer.repairs.isEmpty {
+                        logger.warning("addldapuser repaired: \(LogSafe.quote(answer.repairs.joined(separator: "; "), limit: 600))", metadata: ["user": "\(name)"])
+                    } else if !answer.actions.isEmpty {
+                        logger.info("addldapuser prepared: \(LogSafe.quote(answer.actions.joined(separator: "; "), limit: 600))", metadata: ["user": "\(name)"])
+                    }
                 }
-            } else if let server = RunningServer(name, config: config) {
+            } else if let account, let server = RunningServer(name, uid: account.uid, config: config) {
                 // Jupyter sends a browser whose login cookie it does not accept back here with
                 // `next`: that one always gets the auto-login page, so there is no loop.
                 let returning = request.cookie(Self.serverCookieName) == server.tag && request.queryValue("next") == nil
-                if var response = returning ? .redirect(next)
+                if var response = returning ? .redirect(next, extraHeaders: recentCookie(https: https))
                     : server.token().map({ autoLogin(name, token: $0, serverTag: server.tag, next: next, https: https) }) {
                     response.afterwards = deferredSync(name)
                     logger.info("visit: running server\(returning ? ", sent to the lab" : "")", metadata: [
@@ -97,7 +103,9 @@ public struct Front: Sendable {
                 return startingPage(name, reason: "Your notebook server is starting.")
             }
             var held = [turn]
-            if !SocketProbe.isListening("\(runtime.path(for: name))/jupyter.sock") {
+            let listening = try account.map { ServerSocket.isListening(in: try DirectoryHandle.open(runtime.path(for: name)), ownerUID: $0.uid) } ?? false
+            if !listening {
+                if let page = noRoomPage(name) { return page }
                 guard let slot = try gate.startSlot() else {
                     logger.info("start deferred: \(gate.slots) servers are starting", metadata: ["user": "\(name)"])
                     return startingPage(name, reason: "Many notebook servers are starting right now; yours is next.")
@@ -107,7 +115,8 @@ public struct Front: Sendable {
             refreshMirrors()
             let outcome = try withExtendedLifetime(held) { try helpers.startServer(name) }
             if outcome.abandoned {
-                logger.info("the front is exiting (an Apache restart); the start goes on and the visit reloads", metadata: ["user": "\(name)"])
+                logger.info("stopped waiting for the start (the front is exiting, or it took \(Int(HelperCalls.longestVisitWaitSeconds)) s); it goes on and the visit reloads",
+                            metadata: ["user": "\(name)"])
                 return startingPage(name, reason: "Your notebook server is starting.")
             }
             if let failure = failurePage(for: outcome, name: name, action: "ipynb-launch start") { return failure }
@@ -130,10 +139,11 @@ public struct Front: Sendable {
     /// group, and its runtime directory, the front's lock folder and (under systemd) lingering
     /// are as addldapuser leaves them.
     func isAccountReady(_ name: UserName, account: PasswdEntry?) -> Bool {
-        guard let account, UserDatabase.groupNames(of: account).contains(config.accounts.group) else { return false }
+        guard let account, accounts.groupNames(of: account).contains(config.accounts.group) else { return false }
         var info = stat()
         let lingering = Supervision(config: config).mode != .systemd || access(Supervision.lingerFile(name), F_OK) == 0
-        return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config) && stat(gate.directory, &info) == 0 && lingering
+        return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config, database: accounts)
+            && stat(gate.directory, &info) == 0 && lingering
     }
 
     /// The sync a visit to a running server leaves for after its answer (through the same
@@ -180,8 +190,19 @@ public struct Front: Sendable {
     /// REMOTE_USER and Jupyter its own login cookie.
     static let serverCookieName = "hydra-server"
 
-    func serverCookie(_ value: String, https: Bool, expired: Bool = false) -> String {
-        "\(Self.serverCookieName)=\(value); Path=/; HttpOnly; SameSite=Lax" + (expired ? "; Max-Age=0" : "") + (https ? "; Secure" : "")
+    /// The cookie that lets Apache itself send a returning browser from `/` to its lab (see
+    /// apache/hydra.conf), for as long as the front would not sync after a visit anyway
+    /// (`sync.visit_sync_interval_seconds`); then the browser drops it and the front answers
+    /// again. It grants nothing either: the lab is REMOTE_USER's own.
+    static let recentCookieName = "hydra-recent"
+
+    func recentCookie(https: Bool) -> [(String, String)] {
+        let seconds = config.sync.visitSyncIntervalSeconds
+        return seconds > 0 ? [("Set-Cookie", cookie(Self.recentCookieName, "1", https: https, maxAge: seconds))] : []
+    }
+
+    func cookie(_ name: String, _ value: String, https: Bool, maxAge: Int? = nil) -> String {
+        "\(name)=\(value); Path=/; HttpOnly; SameSite=Lax" + (maxAge.map { "; Max-Age=\($0)" } ?? "") + (https ? "; Secure" : "")
     }
 
     /// The course mirrors, fetched when stale by whichever visit comes first; never fatal.
@@ -236,12 +257,24 @@ public struct Front: Sendable {
         let action = "/user/\(name.value)/login?next=" + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
         let html = pages.render("autologin", title: "Opening your notebooks", values: [
             "action": action, "token": token, "xsrf": xsrf, "nonce": nonce])
-        let cookie = "_xsrf=\(xsrf); Path=/user/\(name.value)/; SameSite=Strict" + (https ? "; Secure" : "")
-        return .html(200, html, extraHeaders: (serverTag.map { [("Set-Cookie", serverCookie($0, https: https))] } ?? []) + [
-            ("Set-Cookie", cookie),
+        let xsrfCookie = "_xsrf=\(xsrf); Path=/user/\(name.value)/; SameSite=Strict" + (https ? "; Secure" : "")
+        return .html(200, html, extraHeaders: (serverTag.map { [("Set-Cookie", cookie(Self.serverCookieName, $0, https: https))] } ?? [])
+                     + recentCookie(https: https) + [
+            ("Set-Cookie", xsrfCookie),
             ("Content-Security-Policy", "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
             ("X-Frame-Options", "DENY"),
         ])
+    }
+
+    /// The page for a start the machine has no memory for (below `server.start_min_available_memory`),
+    /// or nil when there is room. Every server already running keeps running.
+    func noRoomPage(_ name: UserName) -> FrontResponse? {
+        guard let minimum = config.server.startMinAvailableBytes, let available = MemoryInfo.availableBytes(),
+              available < minimum else { return nil }
+        logger.warning("start refused: \(available >> 20) MiB of memory available, server.start_min_available_memory is \(minimum >> 20) MiB",
+                       metadata: ["user": "\(name)"])
+        return page(503, "no-room", title: "No room for another notebook server right now", values: ["name": name.value],
+                    extraHeaders: [("Retry-After", "60")])
     }
 
     func startingPage(_ name: UserName, reason: String) -> FrontResponse {
@@ -254,9 +287,13 @@ public struct Front: Sendable {
         // Counted from the file system: health never connects to a socket a user controls.
         let running = users.filter { name in
             var info = stat()
-            return UserName.isWellFormed(name) && lstat("\(base)/\(name)/jupyter.sock", &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
+            return UserName.isWellFormed(name) && lstat("\(base)/\(name)/\(ServerSocket.fileName)", &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
         }.count
-        return .json(200, #"{"status":"ok","service":"hydra-cgi","server_sockets":\#(running)}"# + "\n")
+        // hydra-gate runs as the web server's account too: its socket is the front's own.
+        let gate = (try? DirectoryHandle.open("\(base)/\(RuntimeDirectory.gateDirectoryName)")).map {
+            ServerSocket.isListening(in: $0, name: RuntimeDirectory.gateSocketName, ownerUID: getuid())
+        } ?? false
+        return .json(200, #"{"status":"ok","service":"hydra-cgi","server_sockets":\#(running),"gate":\#(gate)}"# + "\n")
     }
 
     func page(_ status: Int, _ template: String, title: String, values: [String: Any] = [:], extraHeaders: [(String, String)] = []) -> FrontResponse {
@@ -274,17 +311,17 @@ struct RunningServer {
     /// and time (every server start writes a new file).
     let tag: String
 
-    init?(_ name: UserName, config: HydraConfig) {
+    init?(_ name: UserName, uid: UInt32, config: HydraConfig) {
         let path = RuntimeDirectory(base: config.server.runtimeDir).path(for: name)
-        guard SocketProbe.isListening("\(path)/jupyter.sock"), let directory = try? DirectoryHandle.open(path),
-              let info = try? directory.entryStatus(ServerManager.loginTokenFile), let tag = Self.tag(of: info) else { return nil }
+        guard let directory = try? DirectoryHandle.open(path), ServerSocket.isListening(in: directory, ownerUID: uid),
+              let info = try? directory.entryStatus(RuntimeDirectory.Entry.loginToken), let tag = Self.tag(of: info) else { return nil }
         self.directory = directory
         self.tag = tag
     }
 
     /// The tag of the token file in a runtime directory, if there is one.
     static func tag(in path: String) -> String? {
-        (try? DirectoryHandle.open(path).entryStatus(ServerManager.loginTokenFile)).flatMap { Self.tag(of: $0) }
+        (try? DirectoryHandle.open(path).entryStatus(RuntimeDirectory.Entry.loginToken)).flatMap { Self.tag(of: $0) }
     }
 
     private static func tag(of info: stat) -> String? {
@@ -293,7 +330,7 @@ struct RunningServer {
     }
 
     func token() -> String? {
-        guard case .file(let bytes)? = try? directory.readEntry(ServerManager.loginTokenFile, maxBytes: 256) else { return nil }
+        guard case .file(let bytes)? = try? directory.readEntry(RuntimeDirectory.Entry.loginToken, maxBytes: 256) else { return nil }
         let token = String(decoding: bytes, as: UTF8.self)
         return token.count >= 32 && token.allSatisfy(\.isHexDigit) ? token : nil
     }

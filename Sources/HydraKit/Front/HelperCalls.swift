@@ -1,8 +1,17 @@
 import Foundation
 
+/// What the front asks of the privileged helpers: HelperCalls runs them; a test stands in with
+/// HydraTesting's `FakeHelpers`.
+public protocol HelperRunning: Sendable {
+    /// `addldapuser --json -- NAME`, as root.
+    func addLDAPUser(_ name: UserName) throws -> HelperCalls.Outcome
+    /// `ipynb-launch start --json`, as the person.
+    func startServer(_ name: UserName) throws -> HelperCalls.Outcome
+}
+
 /// How the front runs the privileged helpers: `sudo -n` with an argument vector, the minimal
 /// environment, no inherited descriptors and a timeout. Their JSON answer is decoded here.
-public struct HelperCalls: Sendable {
+public struct HelperCalls: HelperRunning {
     /// The folder holding addldapuser and ipynb-launch: the front's own (sudoers names them there).
     public let directory: String
     public let config: HydraConfig
@@ -27,6 +36,10 @@ public struct HelperCalls: Sendable {
         public let seconds: Double
         public var exitStatus: ExitStatus? { ExitStatus(rawValue: status) }
 
+        public init(status: Int32, output: [UInt8], stderr: String = "", timedOut: Bool = false, abandoned: Bool = false, seconds: Double = 0) {
+            (self.status, self.output, self.stderr, self.timedOut, self.abandoned, self.seconds) = (status, output, stderr, timedOut, abandoned, seconds)
+        }
+
         /// The helper's JSON answer as `T`, or nil.
         public func decode<T: Decodable>(_ type: T.Type) -> T? {
             try? JSONDecoder().decode(T.self, from: Data(output))
@@ -43,7 +56,7 @@ public struct HelperCalls: Sendable {
     /// The part of `ipynb-launch start --json` the front needs.
     public struct StartAnswer: Decodable, Sendable {
         public let token: String
-        public let outcome: String
+        public let outcome: LaunchReport.Outcome
         public let socket: String
         public let sync: [SyncOutcome]
         enum CodingKeys: String, CodingKey { case token, outcome, socket, sync }
@@ -58,6 +71,7 @@ public struct HelperCalls: Sendable {
     /// What addldapuser changed (a new account, or a repair), for the front's log.
     public struct ProvisionAnswer: Decodable, Sendable {
         public let actions: [String]
+        public let repairs: [String]
     }
 
     public func addLDAPUser(_ name: UserName) throws -> Outcome {
@@ -67,10 +81,16 @@ public struct HelperCalls: Sendable {
 
     public func startServer(_ name: UserName) throws -> Outcome {
         let timeout = Double(config.server.startTimeoutSeconds + config.sync.fetchTimeoutSeconds * max(1, config.courses.count) + 15)
-        // A start outlives a restart of the front: the visit gets the "starting" page meanwhile.
+        // A start outlives a restart of the front, and a visit that waited as long as Apache lets
+        // it: the visit gets the "starting" page, which reloads, meanwhile.
+        let giveUp = monotonicSeconds() + Self.longestVisitWaitSeconds
         return try sudo(["-u", name.value, "\(directory)/ipynb-launch", "start", "--json"], timeout: timeout,
-                        abandonWhen: { FastCGI.isStopping })
+                        abandonWhen: { FastCGI.isStopping || monotonicSeconds() > giveUp })
     }
+
+    /// How long a visit waits for a start: below mod_fcgid's FcgidIOTimeout (90 s in
+    /// apache/hydra.conf), after which the person would get Apache's bare 500.
+    public static let longestVisitWaitSeconds = 75.0
 
     private func sudo(_ arguments: [String], timeout: Double, abandonWhen: (@Sendable () -> Bool)? = nil) throws -> Outcome {
         var options = ProcessRunner.Options()

@@ -90,6 +90,30 @@ public struct Pages: Sendable {
             <p>Please try again in a few minutes.</p>
             <p class="muted">Administrators: see Apache's error log, incident {{incident}}.</p>
             """,
+        "no-room": """
+            <h1>No room for another notebook server right now</h1>
+            <p>This machine is running as many notebook servers as its memory allows. Yours has not been
+            started; your files are safe. Please <a href="/">try again</a> in a few minutes.</p>
+            <p class="muted">If this keeps happening, tell the site's administrators.</p>
+            """,
+        "too-many-requests": """
+            <h1>Too many requests at once</h1>
+            <p>Your notebook server already has {{limit}} {{what}} under way, as many as this site allows one person.
+            Close some tabs, or wait a moment and <a href="{{retry}}">try again</a>.</p>
+            """,
+        "site-full": """
+            <h1>The site is at its limit right now</h1>
+            <p>So many notebooks are open that the site cannot take another connection at the moment.
+            Please wait a minute and <a href="{{retry}}">try again</a>.</p>
+            """,
+        "server-timeout": """
+            <h1>Your notebook server did not answer</h1>
+            <p>It did not answer within {{seconds}} seconds. It may be busy; <a href="/">open your notebooks again</a>.</p>
+            """,
+        "server-not-running": """
+            <h1>Your notebook server is not running</h1>
+            <p><a href="/">Start it and open your notebooks</a></p>
+            """,
         "not-found": """
             <h1>Not found</h1>
             <p><a href="/">Go to your notebooks</a></p>

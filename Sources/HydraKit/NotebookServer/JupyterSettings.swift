@@ -20,12 +20,48 @@ public struct JupyterSettings: Sendable {
             # Written by hydra's ipynb-launch from /etc/hydra/hydra.toml; it is rewritten when that
             # changes, so edit the site's configuration, not this file.
             import os
+            import threading
 
             from jupyter_server.auth.decorator import allow_unauthenticated
             from jupyter_server.auth.logout import LogoutHandler
 
             c = get_config()  # noqa: F821
             user = os.environ["HYDRA_USER"]
+
+
+            def capped_log(path, limit):
+                \"\"\"The server's output and its kernels' (file descriptors 1 and 2, inherited) go
+                through a pipe to a thread that keeps the log under `limit` bytes while the server
+                runs: the older half moves to <log>.1. Nothing the server or a kernel prints can
+                fill the runtime directory.\"\"\"
+                read_end, write_end = os.pipe()
+                os.dup2(write_end, 1)
+                os.dup2(write_end, 2)
+                os.close(write_end)
+
+                def pump():
+                    log, size = None, 0
+                    while True:
+                        chunk = os.read(read_end, 65536)
+                        if not chunk:
+                            return
+                        try:
+                            if log is None or size + len(chunk) > limit // 2:
+                                if log is not None:
+                                    log.close()
+                                    os.replace(path, path + ".1")
+                                log = open(path, "ab", buffering=0)
+                                size = log.tell()
+                            log.write(chunk[: limit // 2])
+                            size += min(len(chunk), limit // 2)
+                        except OSError:
+                            log = None  # a full or vanished directory drops output, never blocks the server
+
+
+                threading.Thread(target=pump, name="hydra-capped-log", daemon=True).start()
+
+
+            capped_log(os.environ["HYDRA_LOG"], \(config.server.logMaxBytes))
 
             # Only a Unix socket in the user's runtime directory (group: the web server; 0660).
             c.ServerApp.sock = os.environ["HYDRA_SOCK"]

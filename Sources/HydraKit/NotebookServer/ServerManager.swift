@@ -5,11 +5,20 @@ import Glibc
 
 /// What `ipynb-launch start --json` prints for the front: where the server is and its token.
 public struct LaunchReport: Sendable, Encodable {
+    public enum Outcome: String, Sendable, Codable {
+        /// A new server was started (exit status 0).
+        case started
+        /// The running server answered and was kept (exit status 1).
+        case reused
+
+        public var exitStatus: ExitStatus { self == .started ? .done : .alreadyFine }
+    }
+
     public let user: String
     public let socket: String
     public let baseURL: String
     public let token: String
-    public let outcome: String
+    public let outcome: Outcome
     public let pid: Int32
     public let supervisor: Supervision.Mode
     public let seconds: Double
@@ -53,9 +62,9 @@ public struct ServerManager: Sendable {
         self.runtimeDir = RuntimeDirectory(base: config.server.runtimeDir).path(for: identity.name)
     }
 
-    public var socketPath: String { "\(runtimeDir)/jupyter.sock" }
+    public var socketPath: String { "\(runtimeDir)/\(ServerSocket.fileName)" }
     public var baseURL: String { "/user/\(identity.name.value)/" }
-    var logPath: String { "\(runtimeDir)/server.log" }
+    var logPath: String { "\(runtimeDir)/\(RuntimeDirectory.Entry.log)" }
     var home: HomeSetup { HomeSetup(config: config, account: identity.account) }
     public var supervision: Supervision { Supervision(config: config, name: identity.name) }
     public var unitName: String { SystemdUnit.name(for: identity.name) }
@@ -79,16 +88,16 @@ public struct ServerManager: Sendable {
 
         try home.prepare()
         let sync = home.syncCourses()
-        if let record = readRecord(runtime), isServing(record) {
+        if let record = readRecord(runtime), isServing(record, in: runtime) {
             try publishLoginToken(record, in: runtime)
-            return report(record, outcome: "reused", since: started, sync: sync)
+            return report(record, outcome: .reused, since: started, sync: sync)
         }
         try cleanUp(runtime)
         try requireSpaceInHome()
         let record = try launch(runtime)
-        try waitUntilServing(record)
+        try waitUntilServing(record, in: runtime)
         try publishLoginToken(record, in: runtime)
-        return report(record, outcome: "started", since: started, sync: sync)
+        return report(record, outcome: .started, since: started, sync: sync)
     }
 
     /// The token of the running server, for the front (group of the web server, mode 0640): a
@@ -97,17 +106,15 @@ public struct ServerManager: Sendable {
     /// users cannot enter the runtime directory.
     func publishLoginToken(_ record: ServerRecord, in runtime: DirectoryHandle) throws {
         let wanted = Array(record.token.utf8)
-        if case .file(let current)? = try? runtime.readEntry(Self.loginTokenFile, maxBytes: 4096), current == wanted { return }
-        try runtime.writeAtomically(Self.loginTokenFile, wanted, staging: runtime, mode: 0o640)
+        if case .file(let current)? = try? runtime.readEntry(RuntimeDirectory.Entry.loginToken, maxBytes: 4096), current == wanted { return }
+        try runtime.writeAtomically(RuntimeDirectory.Entry.loginToken, wanted, staging: runtime, mode: 0o640)
     }
 
-    /// The file in the runtime directory that holds the running server's token for the front.
-    public static let loginTokenFile = "login-token"
 
     public func status() throws -> ServerStatus {
         let runtime = try openRuntimeDir()
-        guard let record = readRecord(runtime), isServing(record),
-              let answer = probe(record, path: "api/status") else {
+        guard let record = readRecord(runtime), isServing(record, in: runtime),
+              let answer = probe(record, path: "api/status", in: runtime) else {
             return ServerStatus(user: identity.name.value, running: false, pid: nil, socket: socketPath, started: nil,
                                 lastActivity: nil, kernels: nil, memoryBytes: nil, supervision: supervision)
         }
@@ -136,7 +143,7 @@ public struct ServerManager: Sendable {
     func waitForLock(_ runtime: DirectoryHandle) throws -> FileLock {
         let patience = Double(config.server.startTimeoutSeconds + config.sync.fetchTimeoutSeconds * max(1, config.courses.count))
         do {
-            return try FileLock("lock", in: runtime, timeoutSeconds: patience)
+            return try FileLock(RuntimeDirectory.Entry.lock, in: runtime, timeoutSeconds: patience)
         } catch {
             throw StepFailure("\(runtimeDir)/lock stayed taken for \(Int(patience)) s (another start or sync of \(identity.name) is running)",
                               status: .temporaryFailure)
@@ -144,24 +151,21 @@ public struct ServerManager: Sendable {
     }
 
     func readRecord(_ runtime: DirectoryHandle) -> ServerRecord? {
-        guard case .file(let bytes) = try? runtime.readEntry("server.json", maxBytes: 4096) else { return nil }
+        guard case .file(let bytes) = try? runtime.readEntry(RuntimeDirectory.Entry.record, maxBytes: 4096) else { return nil }
         return try? JSONDecoder().decode(ServerRecord.self, from: Data(bytes))
     }
 
     /// This user's own server, answering an authenticated probe on a socket this user owns.
-    func isServing(_ record: ServerRecord) -> Bool {
+    func isServing(_ record: ServerRecord, in runtime: DirectoryHandle) -> Bool {
         guard UserProcesses.isAlive(record.pid), UserProcesses.realUID(of: record.pid) == identity.account.uid,
               UserProcesses.commandLine(of: record.pid).contains(marker) else { return false }
-        return probe(record, path: "api/status")?.status == 200
+        return probe(record, path: "api/status", in: runtime)?.status == 200
     }
 
-    /// The token goes only to a socket this user owns, in the directory checked above.
-    func probe(_ record: ServerRecord, path: String) -> SocketProbe.Answer? {
-        var info = stat()
-        guard lstat(socketPath, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK, info.st_uid == identity.account.uid else {
-            return nil
-        }
-        return SocketProbe.get(socketPath: socketPath, path: baseURL + path, host: "localhost", token: record.token, timeoutSeconds: 5)
+    /// The token goes only to this user's own server (ServerSocket's checks), in the directory checked above.
+    func probe(_ record: ServerRecord, path: String, in runtime: DirectoryHandle) -> ServerSocket.Answer? {
+        ServerSocket.get(in: runtime, ownerUID: identity.account.uid, path: baseURL + path, host: "localhost",
+                         token: record.token, timeoutSeconds: 5)
     }
 
     /// Ends every server process of this user that hydra started (including one half-started
@@ -190,10 +194,10 @@ public struct ServerManager: Sendable {
             kill(pid, SIGKILL)
         }
         while leaders.contains(where: UserProcesses.isAlive), monotonicSeconds() < deadline + 5 { usleep(20_000) }
-        try? runtime.subdirectory("jupyter").removeEntry(Self.tokenFile)
-        try runtime.removeEntry(Self.loginTokenFile)
-        try runtime.removeEntry("jupyter.sock")
-        try runtime.removeEntry("server.json")
+        try? runtime.subdirectory(RuntimeDirectory.Entry.jupyterRuntime).removeEntry(Self.tokenFile)
+        try runtime.removeEntry(RuntimeDirectory.Entry.loginToken)
+        try runtime.removeEntry(ServerSocket.fileName)
+        try runtime.removeEntry(RuntimeDirectory.Entry.record)
     }
 
     /// The file in JUPYTER_RUNTIME_DIR (the user's alone) that hands the token to the server,
@@ -208,15 +212,15 @@ public struct ServerManager: Sendable {
         let environment = [
             "HOME": account.home, "USER": account.name, "LOGNAME": account.name, "SHELL": account.shell,
             "PATH": "\(config.server.pythonEnv)/bin:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-            "HYDRA_USER": account.name, "HYDRA_SOCK": socketPath, "JUPYTER_RUNTIME_DIR": "\(runtimeDir)/jupyter",
-            "HYDRA_TOKEN_FILE": "\(runtimeDir)/jupyter/\(Self.tokenFile)",
+            "HYDRA_USER": account.name, "HYDRA_SOCK": socketPath, "JUPYTER_RUNTIME_DIR": "\(runtimeDir)/\(RuntimeDirectory.Entry.jupyterRuntime)",
+            "HYDRA_TOKEN_FILE": "\(runtimeDir)/\(RuntimeDirectory.Entry.jupyterRuntime)/\(Self.tokenFile)", "HYDRA_LOG": logPath,
         ]
         return SystemdUnit(user: identity.name, command: command + [marker], environment: environment,
                            workingDirectory: account.home, logPath: logPath, limits: supervision.limits)
     }
 
     func launch(_ runtime: DirectoryHandle) throws -> ServerRecord {
-        let jupyterRuntime = try runtime.subdirectory("jupyter", createMode: 0o700)  // JUPYTER_RUNTIME_DIR, the user's alone
+        let jupyterRuntime = try runtime.subdirectory(RuntimeDirectory.Entry.jupyterRuntime, createMode: 0o700)  // JUPYTER_RUNTIME_DIR, the user's alone
         rotateLog()
         let supervision = supervision
         appendToLog("hydra: starting the server at \(Date()) as \(supervision.summary)\n")
@@ -245,7 +249,7 @@ public struct ServerManager: Sendable {
         }
         let record = ServerRecord(pid: pid, token: token, started: Date().timeIntervalSince1970)
         let data = try JSONEncoder().encode(record)
-        try runtime.writeAtomically("server.json", Array(data), staging: runtime, mode: 0o600)
+        try runtime.writeAtomically(RuntimeDirectory.Entry.record, Array(data), staging: runtime, mode: 0o600)
         return record
     }
 
@@ -301,7 +305,7 @@ public struct ServerManager: Sendable {
     }
 
     /// Returns once the server answers an authenticated request; no fixed sleep.
-    func waitUntilServing(_ record: ServerRecord) throws {
+    func waitUntilServing(_ record: ServerRecord, in runtime: DirectoryHandle) throws {
         let deadline = monotonicSeconds() + Double(config.server.startTimeoutSeconds)
         while monotonicSeconds() < deadline {
             var status: Int32 = 0
@@ -309,7 +313,7 @@ public struct ServerManager: Sendable {
             if waitpid(record.pid, &status, WNOHANG) == record.pid || !UserProcesses.isAlive(record.pid) {
                 throw StepFailure("the notebook server exited during start-up (status \(status)); its log ends:\n\(logTail())")
             }
-            if probe(record, path: "api/status")?.status == 200 { return }
+            if probe(record, path: "api/status", in: runtime)?.status == 200 { return }
             usleep(25_000)
         }
         kill(-record.pid, SIGKILL)
@@ -330,7 +334,7 @@ public struct ServerManager: Sendable {
         return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
 
-    func report(_ record: ServerRecord, outcome: String, since started: Double, sync: [SyncReport]) -> LaunchReport {
+    func report(_ record: ServerRecord, outcome: LaunchReport.Outcome, since started: Double, sync: [SyncReport]) -> LaunchReport {
         LaunchReport(user: identity.name.value, socket: socketPath, baseURL: baseURL, token: record.token, outcome: outcome,
                      pid: record.pid, supervisor: supervision.mode, seconds: (monotonicSeconds() - started).rounded(toPlaces: 3), sync: sync)
     }

@@ -1,4 +1,4 @@
-import CSystem
+import CHydraSystem
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -10,12 +10,39 @@ public struct PasswdEntry: Sendable, Equatable {
     public let gecos: String
     public let home: String
     public let shell: String
+
+    public init(name: String, uid: UInt32, gid: UInt32, gecos: String, home: String, shell: String) {
+        (self.name, self.uid, self.gid, self.gecos, self.home, self.shell) = (name, uid, gid, gecos, home, shell)
+    }
 }
 
 public struct GroupEntry: Sendable, Equatable {
     public let name: String
     public let gid: UInt32
     public let members: [String]
+
+    public init(name: String, gid: UInt32, members: [String]) {
+        (self.name, self.gid, self.members) = (name, gid, members)
+    }
+}
+
+/// The accounts and groups the front and the policy decide on: the system's (`SystemAccounts`),
+/// or in a test, accounts that exist only there (HydraTesting's `FakeAccounts`).
+public protocol AccountDatabase: Sendable {
+    func user(named name: String) -> PasswdEntry?
+    func user(uid: UInt32) -> PasswdEntry?
+    func group(named name: String) -> GroupEntry?
+    /// The names of every group the user belongs to, primary group included.
+    func groupNames(of user: PasswdEntry) -> [String]
+}
+
+/// The system's user database (NSS).
+public struct SystemAccounts: AccountDatabase {
+    public init() {}
+    public func user(named name: String) -> PasswdEntry? { UserDatabase.user(named: name) }
+    public func user(uid: UInt32) -> PasswdEntry? { UserDatabase.user(uid: uid) }
+    public func group(named name: String) -> GroupEntry? { UserDatabase.group(named: name) }
+    public func groupNames(of user: PasswdEntry) -> [String] { UserDatabase.groupNames(of: user) }
 }
 
 /// Read-only look-ups in the user and group databases (the reentrant libc calls).

@@ -55,6 +55,13 @@ public struct TutorialSync: Sendable {
             self.url = url
             self.branch = branch
         }
+
+        /// The one rule for a branch name from the configuration or the command line: what git
+        /// accepts in `refs/heads/...` without ever reading it as an option or a range.
+        public static func isValidBranch(_ branch: String) -> Bool {
+            !branch.isEmpty && !branch.hasPrefix("-") && !branch.contains("..")
+                && branch.allSatisfy { $0.isASCII && !$0.isWhitespace && !"~^:?*[\\".contains($0) }
+        }
     }
 
     public let home: String
@@ -201,6 +208,53 @@ public struct TutorialSync: Sendable {
         }
     }
 
+    /// What is at a path of the folder, as the rule sees it.
+    public enum Found: Equatable, Sendable {
+        case missing
+        /// A regular file, by its git blob id.
+        case file(String)
+        /// A link, a folder or anything else of the user's, at the path or on the way to it.
+        case blocked
+    }
+
+    /// What the rule does with one path.
+    public enum Action: Equatable, Sendable {
+        /// Leave it as it is.
+        case leave
+        /// Write upstream's version: an update of an untouched file, a new file, or a file the
+        /// user deleted, delivered again.
+        case update, add, restore
+        /// Upstream removed it and the user never changed it.
+        case remove
+        /// The user's own version stays; upstream's new version goes beside it.
+        case keepWithUpstreamCopy
+        /// Upstream changed it, but something of the user's is in the way: reported, untouched.
+        case blocked
+    }
+
+    /// hydra's rule for one path, from what is there now, upstream's version, the version last
+    /// delivered, and versions a sync that was killed may have written. Blob ids; nil: none.
+    public static func decide(found: Found, upstream: String?, delivered: String?, interrupted: Set<String> = [],
+                              restoreDeleted: Bool) -> Action {
+        let current: String?
+        switch found {
+        case .blocked: return upstream != nil && upstream != delivered ? .blocked : .leave
+        case .missing: current = nil
+        case .file(let id): current = id
+        }
+        if current == upstream { return .leave }                     // already right
+        if let current, current == delivered || interrupted.contains(current) {
+            return upstream == nil ? .remove : .update                 // untouched: follows upstream
+        }
+        guard upstream != nil else { return .leave }  // upstream dropped a file that is the user's now: theirs
+        if current == nil {
+            if delivered == nil && interrupted.isEmpty { return .add }
+            return restoreDeleted ? .restore : .leave                  // the user deleted a delivered file
+        }
+        // The user's own version; upstream's goes beside it only if upstream changed the file too.
+        return upstream == delivered ? .leave : .keepWithUpstreamCopy
+    }
+
     private func apply(path: String, upstream: String?, delivered: String?, interrupted: Set<String>,
                        root: DirectoryHandle, staging: DirectoryHandle, git: Git, report: inout SyncReport) throws {
         let parts = path.split(separator: "/").map(String.init)
@@ -208,23 +262,22 @@ public struct TutorialSync: Sendable {
         // The folder that holds the file, if it exists; a link or file of the user's in its
         // place blocks the path (never followed, never replaced).
         var directory: DirectoryHandle? = root
+        var found = Found.missing
         for part in parts.dropLast() {
             guard let current = directory else { break }
             switch try current.lookup(part) {
             case .directory(let next): directory = next
             case .missing: directory = nil
-            case .blocked:
-                if upstream != nil && upstream != delivered { report.blocked.append(path) }
-                return
+            case .blocked: found = .blocked
             }
+            if found == .blocked { break }
         }
-        let currentID: String?
-        switch try directory?.readEntry(name) ?? .missing {
-        case .missing: currentID = nil
-        case .file(let bytes): currentID = GitBlobID.of(bytes)
-        case .other:
-            if upstream != nil && upstream != delivered { report.blocked.append(path) }
-            return
+        if found != .blocked {
+            switch try directory?.readEntry(name) ?? .missing {
+            case .missing: found = .missing
+            case .file(let bytes): found = .file(GitBlobID.of(bytes))
+            case .other: found = .blocked
+            }
         }
         /// The folder for writing, created only now that something is written.
         func target() throws -> DirectoryHandle {
@@ -232,37 +285,29 @@ public struct TutorialSync: Sendable {
             return try root.descend(parts.dropLast().joined(separator: "/"), createMode: 0o755)
         }
 
-        if currentID == upstream { return }                       // already right
-        let untouched = currentID.map { $0 == delivered || interrupted.contains($0) } ?? false
-        if untouched {
-            if let upstream {
-                try target().writeAtomically(name, try git.blob(upstream), staging: staging)
-                report.updated.append(path)
-            } else {
-                try target().removeEntry(name)
-                report.removed.append(path)
-            }
+        let action = Self.decide(found: found, upstream: upstream, delivered: delivered, interrupted: interrupted, restoreDeleted: restoreDeleted)
+        switch action {
+        case .leave:
             return
-        }
-        guard let upstream else { return }  // upstream dropped a file that is the user's now: theirs
-        if currentID == nil {
-            if delivered == nil && interrupted.isEmpty {
-                try target().writeAtomically(name, try git.blob(upstream), staging: staging)
-                report.added.append(path)
-            } else if restoreDeleted {
-                // The user deleted a delivered file: bring it back (nothing of theirs to lose).
-                try target().writeAtomically(name, try git.blob(upstream), staging: staging)
-                report.restored.append(path)
+        case .blocked:
+            report.blocked.append(path)
+        case .remove:
+            try target().removeEntry(name)
+            report.removed.append(path)
+        case .update, .add, .restore:
+            try target().writeAtomically(name, try git.blob(upstream!), staging: staging)
+            switch action {
+            case .update: report.updated.append(path)
+            case .add: report.added.append(path)
+            default: report.restored.append(path)
             }
-            return
+        case .keepWithUpstreamCopy:
+            report.kept.append(path)
+            let copy = Self.upstreamCopyName(name)
+            if case .file(let existing) = try target().readEntry(copy), GitBlobID.of(existing) == upstream { return }
+            try target().writeAtomically(copy, try git.blob(upstream!), staging: staging)
+            report.upstreamCopies.append((parts.dropLast() + [copy]).joined(separator: "/"))
         }
-        // The user's own version. If upstream changed the file too, put its version beside.
-        guard upstream != delivered else { return }
-        report.kept.append(path)
-        let copy = Self.upstreamCopyName(name)
-        if case .file(let existing) = try target().readEntry(copy), GitBlobID.of(existing) == upstream { return }
-        try target().writeAtomically(copy, try git.blob(upstream), staging: staging)
-        report.upstreamCopies.append((parts.dropLast() + [copy]).joined(separator: "/"))
     }
 
     /// "lesson1.ipynb" -> "lesson1.upstream.ipynb"; "Makefile" -> "Makefile.upstream".

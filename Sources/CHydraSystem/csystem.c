@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include "csystem.h"
 
@@ -15,3 +16,12 @@ int hydra_spawn_add_chdir(posix_spawn_file_actions_t *actions, const char *path)
 }
 
 const short hydra_spawn_setsid_flag = POSIX_SPAWN_SETSID;
+const int hydra_open_path_flag = O_PATH;
+
+int hydra_peer_uid(int fd, uid_t *uid) {
+    struct ucred peer;
+    socklen_t length = sizeof peer;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0) return -1;
+    *uid = peer.uid;
+    return 0;
+}

@@ -1,0 +1,349 @@
+import HydraKit
+import Logging
+import NIOCore
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// hydra-gate: the one way from Apache to the notebook servers. Apache proxies every
+/// `/user/NAME/...` request (already authenticated, and only for NAME itself) to the gate's
+/// socket, one connection per request or websocket; the gate
+/// - admits it within `[gate]`'s limits per person and for the site, else answers 429 or 503
+///   at once, so a person whose server stalls, or who opens connections without end, holds at
+///   most their share of Apache's workers (each proxied request or websocket holds one);
+/// - connects to the person's own server only (`ServerSocket`: no link or foreign socket);
+/// - sends a browser whose server is not running back through the front, which starts it;
+/// - ends a request whose answer does not begin within `response_timeout_seconds` (504), and a
+///   websocket idle for `websocket_idle_timeout_seconds`.
+/// It holds no thread per connection (SwiftNIO), so a thousand open websockets cost it little.
+public final class Gate: Sendable {
+    public let config: HydraConfig
+    let admission: Admission
+    let logger: Logger
+    let webGroupID: UInt32
+
+    public init(config: HydraConfig, logger: Logger) throws(ConfigError) {
+        guard let webGroup = UserDatabase.group(named: config.site.webServerGroup) else {
+            throw ConfigError.invalidValue(path: HydraConfig.defaultPath, line: 0, key: "site.web_server_group",
+                                           reason: "the group '\(config.site.webServerGroup)' does not exist")
+        }
+        self.config = config
+        self.admission = Admission(settings: config.gate)
+        self.logger = logger
+        self.webGroupID = webGroup.gid
+    }
+
+    /// Serves on `socketPath` until the process ends.
+    public func run(socketPath: String, threads: Int) throws {
+        let server = try listen(on: socketPath, group: MultiThreadedEventLoopGroup(numberOfThreads: threads))
+        let limits = config.gate
+        logger.info("""
+            listening on \(socketPath); per person: \(limits.requestsPerPerson) requests, \(limits.websocketsPerPerson) websockets; \
+            site: \(limits.requestsTotal) requests, \(limits.websocketsTotal) websockets; answers within \(limits.responseTimeoutSeconds) s, \
+            websockets idle up to \(limits.websocketIdleTimeoutSeconds) s
+            """)
+        try server.closeFuture.wait()
+    }
+
+    /// The listening channel on `socketPath` (a stale socket file there is replaced).
+    public func listen(on socketPath: String, group: EventLoopGroup) throws -> Channel {
+        try ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ApacheSide(gate: self))
+                }
+            }
+            .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true).wait()
+    }
+
+    /// A connection to the person's own server, or why there is none.
+    func connect(_ person: UserName) -> Result<Int32, ServerSocket.Refusal> {
+        guard let account = UserDatabase.user(named: person.value) else { return .failure(.absent) }
+        let runtime = RuntimeDirectory(config: config)
+        guard runtime.isReady(for: person, uid: account.uid, webGID: webGroupID),
+              let directory = try? DirectoryHandle.open(runtime.path(for: person)) else { return .failure(.absent) }
+        return ServerSocket.connect(in: directory, ownerUID: account.uid)
+    }
+
+    func logRefusal(_ refusal: Admission.Refusal, _ kind: Admission.Kind, _ head: RequestHead) {
+        guard let count = admission.refusalToLog("\(head.person)/admission", now: monotonicSeconds()) else { return }
+        let meanwhile = count > 1 ? " (\(count) refused since the last such line)" : ""
+        switch refusal {
+        case .personLimit(let limit):
+            logger.warning("\(head.person) has \(limit) \(kind.rawValue)s under way, as many as gate.\(kind.rawValue)s_per_person allows: answered 429\(meanwhile)",
+                           metadata: ["user": "\(head.person)"])
+        case .siteLimit(let limit):
+            logger.warning("the site has \(limit) \(kind.rawValue)s under way, as many as gate.\(kind.rawValue)s_total allows: answered 503 to \(head.person)\(meanwhile)",
+                           metadata: ["user": "\(head.person)"])
+        }
+    }
+}
+
+/// One connection from Apache: reads the request head, then answers itself or splices the
+/// connection to the person's server. Apache sends one request per connection (no reuse).
+final class ApacheSide: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State { case readingHead, connecting, forwarding, answered }
+    private var state = State.readingHead
+    /// What Apache sent before the server's connection was ready (the head, perhaps some body).
+    private var received: ByteBuffer?
+    private var headTimer: Scheduled<Void>?
+    private let gate: Gate
+
+    init(gate: Gate) {
+        self.gate = gate
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // Apache writes the head at once; a connection that sends none is not Apache's.
+        headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(10)) { [self] in
+            answer(.badRequest, context: context)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        switch state {
+        case .readingHead:
+            received.setOrWriteBuffer(&bytes)
+            switch RequestHead.parse(received!.readableBytesView) {
+            case .incomplete: return
+            case .invalid(let reason):
+                gate.logger.warning("refused a request from Apache: \(reason)")
+                answer(.badRequest, context: context)
+            case .complete(let head):
+                headTimer?.cancel()
+                route(head, context: context)
+            }
+        case .connecting:
+            received.setOrWriteBuffer(&bytes)
+        case .forwarding:
+            context.fireChannelRead(data)
+        case .answered:
+            break
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent, state == .readingHead || state == .answered {
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    private func route(_ head: RequestHead, context: ChannelHandlerContext) {
+        let kind: Admission.Kind = head.isWebSocket ? .websocket : .request
+        if let refusal = gate.admission.admit(head.person, kind) {
+            gate.logRefusal(refusal, kind, head)
+            switch refusal {
+            case .personLimit(let limit): answer(.tooMany(kind, limit: limit, target: head.target), context: context)
+            case .siteLimit: answer(.siteFull(target: head.target), context: context)
+            }
+            return
+        }
+        let admission = gate.admission
+        context.channel.closeFuture.whenComplete { _ in admission.release(head.person, kind) }
+        switch gate.connect(head.person) {
+        case .failure(let refusal):
+            if !refusal.meansNoServer, let count = gate.admission.refusalToLog("\(head.person)/connect", now: monotonicSeconds()) {
+                gate.logger.warning("not connecting to the server of \(head.person): \(refusal)\(count > 1 ? " (\(count) times since the last such line)" : "")",
+                                    metadata: ["user": "\(head.person)"])
+            }
+            // A browser goes to the front, which starts a server (replacing whatever was
+            // planted); an API call hears that there is no server to answer it.
+            answer(head.isPageVisit ? .toFront(target: head.target) : refusal.meansNoServer ? .notRunning : .badGateway, context: context)
+        case .success(let descriptor):
+            splice(descriptor, head: head, kind: kind, context: context)
+        }
+    }
+
+    /// Joins Apache's connection and the server's; the server's side is watched for silence.
+    private func splice(_ descriptor: Int32, head: RequestHead, kind: Admission.Kind, context: ChannelHandlerContext) {
+        state = .connecting
+        let (apacheEnd, serverEnd) = Splice.pair()
+        do {
+            try context.pipeline.syncOperations.addHandler(apacheEnd, position: .after(self))
+        } catch {
+            close(descriptor)
+            context.close(promise: nil)
+            return
+        }
+        let seconds = kind == .websocket ? gate.config.gate.websocketIdleTimeoutSeconds : gate.config.gate.responseTimeoutSeconds
+        let watch = ServerWatch { [self] answered in
+            gate.logger.info("\(kind.rawValue) \(head.method) \(LogSafe.quote(head.target, limit: 200)): nothing moved for \(seconds) s; closed",
+                             metadata: ["user": "\(head.person)"])
+            if kind == .request && !answered {
+                answer(.timeout(seconds: seconds), context: context)
+            } else {
+                context.close(promise: nil)
+            }
+        }
+        let serverHandlers = NIOLoopBound((watch, serverEnd), eventLoop: context.eventLoop)
+        ClientBootstrap(group: context.eventLoop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let (watch, serverEnd) = serverHandlers.value
+                    try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: .seconds(Int64(seconds))), watch, serverEnd])
+                }
+            }
+            .withConnectedSocket(descriptor)
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let server):
+                    guard context.channel.isActive, state == .connecting else {
+                        server.close(promise: nil)
+                        return
+                    }
+                    state = .forwarding
+                    if let received { server.writeAndFlush(received, promise: nil) }
+                    received = nil
+                case .failure(let error):
+                    gate.logger.warning("the connection to the server of \(head.person) failed: \(error)", metadata: ["user": "\(head.person)"])
+                    answer(.badGateway, context: context)
+                }
+            }
+    }
+
+    /// Answers Apache itself and ends the connection (what Apache still sends is ignored).
+    private func answer(_ answer: GateAnswer, context: ChannelHandlerContext) {
+        guard state != .answered else { return }
+        state = .answered
+        received = nil
+        headTimer?.cancel()
+        let bytes = answer.bytes()
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(mode: .output, promise: nil)
+            // Apache closes its end once it has the answer; a peer that does not is not kept.
+            _ = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(5)) { context.close(promise: nil) }
+        }
+    }
+}
+
+/// On the server's side of a splice: notes whether the server has sent anything, and hands
+/// the idle timer's event to the connection.
+final class ServerWatch: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    private var answered = false
+    private let onSilence: (_ answered: Bool) -> Void
+
+    init(onSilence: @escaping (_ answered: Bool) -> Void) {
+        self.onSilence = onSilence
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        answered = true
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .all? = event as? IdleStateHandler.IdleStateEvent {
+            onSilence(answered)
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// The two ends of a splice: what one channel reads, the other writes, with back-pressure (a
+/// side reads only while the other can write) and half-closes passed through. After the
+/// pattern of SwiftNIO's connect-proxy example.
+final class Splice: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var partner: Splice?
+    private var context: ChannelHandlerContext?
+    private var pendingRead = false
+
+    static func pair() -> (Splice, Splice) {
+        let first = Splice()
+        let second = Splice()
+        first.partner = second
+        second.partner = first
+        return (first, second)
+    }
+
+    private var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    private func becameWritable() {
+        if pendingRead {
+            pendingRead = false
+            context?.read()
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // The partner may have been waiting for this end to exist.
+        if context.channel.isWritable { partner?.becameWritable() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        partner = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        partner?.context?.write(data, promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        partner?.context?.flush()
+    }
+
+    /// The other side has ended (a server that sent its answer and closed is reported as a
+    /// hang-up, a full close): this side still delivers what it has, then ends its output. A
+    /// full close here would drop the end of the answer. The connection ends for good once this
+    /// side's peer closes too.
+    private func partnerEnded() {
+        guard let context else { return }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenFailure { _ in context.close(promise: nil) }
+        context.close(mode: .output, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        partner?.partnerEnded()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed? = event as? ChannelEvent {
+            partner?.partnerEnded()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        partner?.partnerEnded()
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { partner?.becameWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if partner?.isWritable == true {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+}
