@@ -1,11 +1,21 @@
 // swift-tools-version:6.0
 // hydra: every person who authenticates to an Apache site gets their own JupyterLab,
 // in their own Unix account. See README.md for the architecture.
+//
+// The libraries are layers; each may use only the ones below it (scripts/test checks that no
+// folder of a target depends on another in a cycle, and that only HydraSystem imports Glibc):
+//   HydraSystem   system calls, processes, files, sockets, secrets, the user database, LDAP
+//                 (with the C modules); HydraFastCGI, the FastCGI loop, beside it
+//   HydraCore     configuration, names, LDAP, accounts, courses, homes, the notebook server
+//   HydraFront    the FastCGI front: routing, the visit, pages
+//   HydraGate     hydra-gate (the only user of SwiftNIO)
 import PackageDescription
+
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
     name: "hydra",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "hydra-cgi", targets: ["hydra-cgi"]),
         .executable(name: "addldapuser", targets: ["addldapuser"]),
@@ -20,53 +30,33 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
-        // The C libraries, each wrapped once: only the matching folder of HydraKit imports it.
+        // The C libraries, each wrapped once and imported by one layer only.
         .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
         .systemLibrary(name: "CLDAP", pkgConfig: "ldap", providers: [.apt(["libldap-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        // glibc's _GNU_SOURCE calls (pipe2, posix_spawn's closefrom/chdir/setsid), for ProcessRunner.
+        // glibc's _GNU_SOURCE calls (pipe2, posix_spawn's extras, O_PATH, SO_PEERCRED).
         .target(name: "CHydraSystem"),
-        .target(
-            name: "HydraKit",
-            dependencies: [
-                "CFastCGI", "CLDAP", "COpenSSL", "CHydraSystem",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
-                .product(name: "Mustache", package: "swift-mustache"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
-        // hydra-gate: between Apache and the notebook servers (per-person limits, timeouts, the
-        // one safe connect). Only it links SwiftNIO; the helpers stay small.
-        .target(
-            name: "HydraGate",
-            dependencies: [
-                "HydraKit",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
-        .executableTarget(name: "hydra-cgi", dependencies: ["HydraKit"]),
-        .executableTarget(
-            name: "hydra-gate",
-            dependencies: ["HydraGate", "HydraKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
-        .executableTarget(
-            name: "addldapuser",
-            dependencies: ["HydraKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
-        .executableTarget(
-            name: "ipynb-launch",
-            dependencies: ["HydraKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
+
+        .target(name: "HydraSystem", dependencies: ["CHydraSystem", "COpenSSL", "CLDAP"]),
+        // The FastCGI loop, apart so that only hydra-cgi links libfcgi.
+        .target(name: "HydraFastCGI", dependencies: ["HydraSystem", "CFastCGI"]),
+        .target(name: "HydraCore", dependencies: ["HydraSystem", logging, .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "HydraFront", dependencies: ["HydraCore", "HydraSystem", "HydraFastCGI", logging,
+                                                   .product(name: "Mustache", package: "swift-mustache")]),
+        .target(name: "HydraGate", dependencies: ["HydraFront", "HydraCore", "HydraSystem", logging,
+                                                  .product(name: "NIOCore", package: "swift-nio"),
+                                                  .product(name: "NIOPosix", package: "swift-nio")]),
+
+        .executableTarget(name: "hydra-cgi", dependencies: ["HydraFront", "HydraCore", "HydraSystem", argumentParser]),
+        .executableTarget(name: "hydra-gate", dependencies: ["HydraGate", "HydraCore", "HydraSystem", argumentParser]),
+        .executableTarget(name: "addldapuser", dependencies: ["HydraCore", "HydraSystem", argumentParser]),
+        .executableTarget(name: "ipynb-launch", dependencies: ["HydraCore", "HydraSystem", argumentParser]),
+
         // Fakes of the helpers and the user database, for the front's decisions in Swift tests.
-        .target(name: "HydraTesting", dependencies: ["HydraKit"]),
-        .testTarget(name: "HydraKitTests", dependencies: ["HydraKit", "HydraTesting", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(
-            name: "HydraGateTests",
-            dependencies: ["HydraGate", "HydraKit", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
-        ),
+        .target(name: "HydraTesting", dependencies: ["HydraFront", "HydraCore", "HydraSystem"]),
+        .testTarget(name: "HydraTests", dependencies: ["HydraFront", "HydraCore", "HydraSystem", "HydraTesting", logging]),
+        .testTarget(name: "HydraGateTests", dependencies: ["HydraGate", "HydraCore", "HydraSystem", logging,
+                                                          .product(name: "NIOPosix", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,8 +2,10 @@
 Python (it brings tornado for the websocket client). Prints figures, asserts nothing.
 
 Part 1: hydra's own figures (addldapuser, the front, ipynb-launch).
-Part 2 (issue 8): hydra beside JupyterHub in the same run, each figure alternating between the
-two so that the machine's noise falls on both; ends with the table of ratios and goals.
+Part 2 (issue 8): hydra beside JupyterHub (behind its Node configurable-http-proxy) in the same
+run, each figure alternating between the two so that the machine's noise falls on both, and
+(issue 13) the same crowd of open websockets through each proxy; ends with the table of ratios
+and goals.
 
 HYDRA_BENCH_QUICK=1: small counts, for trying the script out (figures not to be recorded).
 """
@@ -32,7 +34,9 @@ sys.path.insert(0, str(HERE.parent / "Tests/Integration"))
 sys.path.insert(0, str(HERE))
 from hydra_site import (PASSWORD, PREFIX, SITE_URL, as_user, as_web_server,  # noqa: E402
                         refresh_mirrors, sh, start_directory, start_site, stop_site)
-from bench_hub import HUB_ENV, HUB_LOG, HUB_PASSWORD, HUB_PORT, Hub, versions  # noqa: E402
+from load_support import Bystander  # noqa: E402
+from kernel_client import run_code  # noqa: E402
+from bench_hub import HUB_ENV, HUB_LOG, HUB_PASSWORD, HUB_PORT, Hub, proxy_versions, versions  # noqa: E402
 
 QUICK = os.environ.get("HYDRA_BENCH_QUICK") == "1"
 FIGURES = {}  # figures from part 1 that the table of part 2 shows too
@@ -135,10 +139,18 @@ class Visitor:
         self.origin = f"http://{host}"
         self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if basic else None
         self.jar = {}  # (name, path) -> value
+        self.expires = {}  # (name, path) -> time.monotonic() after which the browser drops it (Max-Age)
         self.connection = None
 
     # -- cookies
+    def forget_expired(self):
+        now = time.monotonic()
+        for key in [k for k, deadline in self.expires.items() if deadline <= now]:
+            self.jar.pop(key, None)
+            del self.expires[key]
+
     def cookie_header(self, path):
+        self.forget_expired()
         matching = sorted(((p, n, v) for (n, p), v in self.jar.items() if path.startswith(p)), key=lambda c: -len(c[0]))
         seen, parts = set(), []
         for _, name, value in matching:
@@ -148,6 +160,7 @@ class Visitor:
         return "; ".join(parts)
 
     def cookie(self, name, path="/"):
+        self.forget_expired()
         for (n, p), v in sorted(self.jar.items(), key=lambda c: -len(c[0][1])):
             if n == name and path.startswith(p):
                 return v
@@ -156,29 +169,34 @@ class Visitor:
     def drop(self, names):
         for key in [k for k in self.jar if k[0] in names]:
             del self.jar[key]
+            self.expires.pop(key, None)
 
     def store(self, header, request_path):
         name, _, rest = header.partition("=")
         value, *attributes = rest.split(";")
         path = request_path.split("?")[0].rsplit("/", 1)[0] + "/"
-        gone = False
+        gone, max_age = False, None
         for attribute in attributes:
             key, _, val = attribute.strip().partition("=")
             key = key.lower()
             if key == "path" and val.startswith("/"):
                 path = val if val.endswith("/") else val + "/"
-            elif key == "max-age" and val.strip().lstrip("-").isdigit() and int(val) <= 0:
-                gone = True
+            elif key == "max-age" and val.strip().lstrip("-").isdigit():
+                max_age = int(val)
+                gone = gone or max_age <= 0
             elif key == "expires":
                 try:
                     gone = gone or email.utils.parsedate_to_datetime(val) < datetime.now(timezone.utc)
                 except (TypeError, ValueError):
                     pass
         name = name.strip()
+        self.expires.pop((name, path), None)
         if gone or value == "" and not attributes:
             self.jar.pop((name, path), None)
         else:
             self.jar[(name, path)] = value.strip()
+            if max_age is not None:
+                self.expires[(name, path)] = time.monotonic() + max_age
 
     # -- requests
     def headers(self, path, extra=None):
@@ -336,8 +354,11 @@ class Site:
         return Visitor(self.port, self.host, user, self.password, basic=self.basic)
 
 
+# The cookies a browser has lost when its Jupyter login is gone: on hydra's side also
+# hydra-recent, which lives sync.visit_sync_interval_seconds (60 s) after the last visit that
+# reached the front.
 HYDRA = Site("hydra", 80, "localhost", PASSWORD, basic=True,
-             login_cookies=lambda user: {"hydra-jupyter", "hydra-server"})
+             login_cookies=lambda user: {"hydra-jupyter", "hydra-server", "hydra-recent"})
 HUB = Site("JupyterHub", HUB_PORT, f"localhost:{HUB_PORT}", HUB_PASSWORD, basic=False,
            login_cookies=lambda user: {f"jupyterhub-user-{user}"})
 
@@ -395,33 +416,14 @@ async def open_kernel(route):
 
 
 async def execute(connection, code="1+1"):
-    """Sends execute_request; returns ms until both the result and the shell reply arrived."""
-    msg_id = uuid.uuid4().hex
-    started = time.perf_counter()
-    connection.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "bench", "session": uuid.uuid4().hex,
-                   "version": "5.3", "date": datetime.now(timezone.utc).isoformat()},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True}}))
-    result = reply = None
-    while result is None or reply is None:
-        raw = await asyncio.wait_for(connection.read_message(), 30)
-        if raw is None:
-            raise VisitFailed("websocket closed")
-        message = json.loads(raw)
-        if message.get("parent_header", {}).get("msg_id") != msg_id:
-            continue
-        kind = message["header"]["msg_type"]
-        if kind == "execute_result":
-            result = message["content"]["data"]["text/plain"]
-        elif kind == "error":
-            raise VisitFailed(f"kernel error {message['content']['ename']}")
-        elif kind == "execute_reply":
-            reply = message["content"]["status"]
+    """ms until the kernel answered `code` (1+1 must give 2)."""
+    try:
+        result, ms = await run_code(connection, code, user="bench")
+    except ConnectionError as error:
+        raise VisitFailed(str(error))
     if result != "2":
         raise VisitFailed(f"1+1 gave {result!r}")
-    return (time.perf_counter() - started) * 1000
+    return ms
 
 
 async def close_kernel(route, kernel, connection):
@@ -492,6 +494,116 @@ def mib(kib):
 
 
 # ---------------------------------------------------------------------------------------------
+# A class's open notebooks: the same websocket crowd through each proxy (issue 13)
+
+CROWD = HERE.parent / "Tests/Integration/websocket_crowd.py"
+CROWD_PATH = "api/events/subscribe"  # the websocket every open JupyterLab holds
+
+
+class Meanwhile(Bystander):
+    """load_support's Bystander (another person using the site meanwhile, in a thread of their
+    own) for either site, through a Visitor: a warm visit (site root until the lab answers) and
+    a GET of their server's api/status in turn, 0.1 s apart, timed apart in ms."""
+
+    def __init__(self, visitor):
+        super().__init__(visitor, visitor.user)
+        self.by_kind = {"visit": [], "api": []}
+
+    def run(self):
+        api = f"/user/{self.user}/api/status"
+        turn = 0
+        while not self.stopping.is_set():
+            kind = "visit" if turn % 2 == 0 else "api"
+            started = time.perf_counter()
+            try:
+                if kind == "visit":
+                    self.browser.visit("/", deadline_s=60)
+                else:
+                    status, _, body = self.browser.request("GET", api)
+                    if status != 200:
+                        raise VisitFailed(f"{api} answered {status}: {text_of(body)}")
+                self.by_kind[kind].append((time.perf_counter() - started) * 1000)
+            except Exception as error:  # a benchmark reports, it does not stop
+                self.errors.append(f"{kind} after {time.perf_counter() - started:.1f} s: {error!r}"[:200])
+            self.samples.append(time.perf_counter() - started)
+            turn += 1
+            time.sleep(0.1)
+
+    def figures(self):
+        """kind -> (p50 ms, p99 ms, how many)."""
+        return {kind: (*summary(samples), len(samples)) if samples else (0, 0, 0) for kind, samples in self.by_kind.items()}
+
+
+def proxy_memory(parts):
+    """part -> (PSS in KiB, number of processes), for a dict part -> pids."""
+    return {part: (sum(pss_kib(p) for p in found), len(found)) for part, found in parts.items()}
+
+
+def into_labs(site, names):
+    """Each of `names` visits the site from its root until their lab answers, 8 at a time (a
+    visitor reloads a broken page up to 3 times); returns the visitors who got there, the
+    failures, and the seconds it took."""
+    def one(name):
+        visitor = site.visitor(name)
+        visitor.visit("/", reloads=3)
+        return visitor
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda n: _safe(one, n), names))
+    return ([o for o in outcomes if isinstance(o, Visitor)], [o for o in outcomes if isinstance(o, str)],
+            time.perf_counter() - started)
+
+
+def websocket_crowd(visitors, watcher, proxy_layer, per_person, hold):
+    """`per_person` websockets to CROWD_PATH for each visitor (with that browser's credentials),
+    through the visitors' site and its proxy, opened 64 at a time, held `hold` seconds and
+    pinged every 10 s by Tests/Integration/websocket_crowd.py, while `watcher` uses the same
+    site (Meanwhile). proxy_layer() names the proxy's processes (part -> pids); their PSS is
+    taken before, 10 s into the hold (at most half of it), and 5 s after the crowd closed them."""
+    site = visitors[0]
+    spec = {"site": f"http://127.0.0.1:{site.port}", "path": CROWD_PATH, "per_person": per_person, "hold": hold, "ping": 10,
+            "people": [{"user": v.user, "headers": v.headers(f"/user/{v.user}/{CROWD_PATH}", {"Origin": v.origin})}
+                       for v in visitors]}
+    result = {"before": proxy_memory(proxy_layer()), "people": len(visitors), "per_person": per_person, "hold": hold}
+    started = time.perf_counter()
+    crowd = subprocess.Popen([sys.executable, str(CROWD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        crowd.stdin.write(json.dumps(spec))
+        crowd.stdin.close()
+        line = crowd.stdout.readline()
+        if not line:
+            raise RuntimeError(f"websocket_crowd.py ended before opening its websockets (exit {crowd.wait(30)})")
+        result["open"] = json.loads(line)
+        result["open_seconds"] = time.perf_counter() - started
+        with Meanwhile(watcher) as meanwhile:
+            time.sleep(min(10, hold / 2))
+            result["held"] = proxy_memory(proxy_layer())
+            line = crowd.stdout.readline()
+        result["done"] = json.loads(line) if line else {"error": f"websocket_crowd.py ended early (exit {crowd.wait(30)})"}
+        result["meanwhile"], result["meanwhile_errors"] = meanwhile.figures(), meanwhile.errors
+    finally:
+        if crowd.poll() is None:
+            try:
+                crowd.wait(60)
+            except subprocess.TimeoutExpired:
+                crowd.kill()
+                crowd.wait()
+    time.sleep(5)
+    result["after"] = proxy_memory(proxy_layer())
+    return result
+
+
+def wait_until_gone(users, pattern, timeout=90):
+    """Waits until none of `users` has a process matching `pattern`; returns how many still do."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [u for u in users if pids("-u", u, "-f", pattern)]
+        if not left or time.monotonic() > deadline:
+            return len(left)
+        time.sleep(0.5)
+
+
+# ---------------------------------------------------------------------------------------------
 # Part 1: hydra's own figures
 
 def bare_jupyter_start(name):
@@ -505,24 +617,34 @@ def bare_jupyter_start(name):
     token_file.write_text("b" * 64)
     token_file.chmod(0o600)
     shutil.chown(token_file, name, name)
+    # The server's log (HYDRA_LOG: hydra's settings send the output there, capped), the user's own.
+    log_file = pathlib.Path(f"/tmp/bare-{name}.log")
+    log_file.write_bytes(b"")
+    shutil.chown(log_file, name, name)
     env = {"HOME": home, "USER": name, "PATH": "/opt/hydra/jupyter/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
            "HYDRA_USER": name, "HYDRA_SOCK": sock, "HYDRA_TOKEN": "b" * 64, "HYDRA_TOKEN_FILE": str(token_file),
-           "JUPYTER_RUNTIME_DIR": f"/tmp/bare-{name}-rt"}
+           "HYDRA_LOG": str(log_file), "JUPYTER_RUNTIME_DIR": f"/tmp/bare-{name}-rt"}
     config = pathlib.Path("/tmp/bare-jupyter-config.py")
     config.write_text(pathlib.Path("/home/grace/.hydra/jupyter_config.py").read_text())  # hydra's own settings
     config.chmod(0o644)
     started = time.perf_counter()
     proc = subprocess.Popen(["setpriv", f"--reuid={name}", f"--regid={name}", "--init-groups", "/opt/hydra/jupyter/bin/jupyter-lab",
-                             f"--config={config}"], env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=open(f"/tmp/bare-{name}.log", "wb"))
+                             f"--config={config}"], env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=open(log_file, "ab"))
     try:
         while True:
             if time.perf_counter() - started > 60 or proc.poll() is not None:
-                log = pathlib.Path(f"/tmp/bare-{name}.log").read_text(errors="replace")[-600:]
+                log = log_file.read_text(errors="replace")[-600:]
                 raise RuntimeError(f"bare Jupyter start for {name} did not answer: {log}")
-            out = sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock, "-H", "Authorization: token " + "b" * 64,
-                     f"http://localhost/user/{name}/api/status", check=False).stdout
-            if out == "200":
-                return (time.perf_counter() - started) * 1000
+            # Asked from this process (not a curl per try, whose start would compete for the CPU).
+            connection = UnixHTTPConnection(sock, timeout=5)
+            try:
+                connection.request("GET", f"/user/{name}/api/status", headers={"Authorization": "token " + "b" * 64})
+                if connection.getresponse().status == 200:
+                    return (time.perf_counter() - started) * 1000
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                connection.close()
             time.sleep(0.02)
     finally:
         proc.terminate()
@@ -622,6 +744,19 @@ def summary(samples):
     return statistics.median(samples), percentile(samples, 99)
 
 
+def visits_side_by_side(runs, hydra_visit, hub_visit):
+    """`runs` visits of each side, alternating: {side: (p50, p99)}, {side: hops of the last
+    visit}, {side: the traces}."""
+    times, traces, hops = {"hydra": [], "hub": []}, {"hydra": [], "hub": []}, {}
+    for i in range(runs):
+        a, b = alternate(i, hydra_visit, hub_visit)
+        for side, (ms, n, trace) in (("hydra", a), ("hub", b)):
+            times[side].append(ms)
+            traces[side].append(trace)
+            hops[side] = n
+    return {k: summary(v) for k, v in times.items()}, hops, traces
+
+
 def side_by_side(hub):
     results = {}
     launch = str(PREFIX / "ipynb-launch")
@@ -657,18 +792,16 @@ def side_by_side(hub):
         for _ in range(3):
             visitor.visit("/")
     runs = count(50, 10)
-    warm, traces = {"hydra": [], "hub": []}, {"hydra": [], "hub": []}
-    hops = {}
-    for i in range(runs):
-        a, b = alternate(i, lambda: visitors["hydra"].visit("/"), lambda: visitors["hub"].visit("/"))
-        warm["hydra"].append(a[0])
-        warm["hub"].append(b[0])
-        traces["hydra"].append(a[2])
-        traces["hub"].append(b[2])
-        hops = {"hydra": a[1], "hub": b[1]}
-    results["warm"] = {k: summary(v) for k, v in warm.items()}
-    results["warm_hops"] = hops
-    breakdowns["warm visit"] = traces
+    results["warm"], results["warm_hops"], breakdowns["warm visit"] = visits_side_by_side(
+        runs, lambda: visitors["hydra"].visit("/"), lambda: visitors["hub"].visit("/"))
+
+    # The same, once hydra-recent has expired (more than a minute since the front last saw
+    # this browser): hydra's front answers GET / (JupyterHub's visit is the same as above).
+    def without_recent():
+        visitors["hydra"].drop({"hydra-recent"})
+        return visitors["hydra"].visit("/")
+    results["front"], results["front_hops"], traces = visits_side_by_side(runs, without_recent, lambda: visitors["hub"].visit("/"))
+    breakdowns["warm visit, hydra-recent expired (the front answers)"] = {"hydra": traces["hydra"]}
     # The lab page alone, straight from each server (no proxy, a new connection each time).
     hub_port = server_port("hubwarm", "jupyterhub-singleuser")
     lab_direct = {"hydra": [], "hub": []}
@@ -680,24 +813,16 @@ def side_by_side(hub):
     results["lab_direct"] = {k: statistics.median(v) for k, v in lab_direct.items()}
 
     # Warm visits whose Jupyter login cookie is gone (expired, or a new browser session).
-    expired, traces = {"hydra": [], "hub": []}, {"hydra": [], "hub": []}
-
     def without_login(side, site):
         visitors[side].drop(site.login_cookies(visitors[side].user))
         return visitors[side].visit("/")
-    for i in range(runs):
-        a, b = alternate(i, lambda: without_login("hydra", HYDRA), lambda: without_login("hub", HUB))
-        expired["hydra"].append(a[0])
-        expired["hub"].append(b[0])
-        traces["hydra"].append(a[2])
-        traces["hub"].append(b[2])
-        hops = {"hydra": a[1], "hub": b[1]}
-    results["expired"] = {k: summary(v) for k, v in expired.items()}
-    results["expired_hops"] = hops
-    breakdowns["warm visit, Jupyter login cookie gone"] = traces
+    results["expired"], results["expired_hops"], breakdowns["warm visit, Jupyter login cookie gone"] = visits_side_by_side(
+        runs, lambda: without_login("hydra", HYDRA), lambda: without_login("hub", HUB))
     print("\n## Warm visits (site root until the lab page answers 200), alternating\n")
     print("| visit | hydra p50 | hydra p99 | hops | JupyterHub p50 | JupyterHub p99 | hops | runs |\n|---|---|---|---|---|---|---|---|")
-    for key, label in (("warm", "signed in, server running"), ("expired", "Jupyter login cookie gone")):
+    for key, label in (("warm", "signed in, server running"),
+                       ("front", "same, hydra-recent expired: hydra's front answers (JupyterHub: the same visit again)"),
+                       ("expired", "Jupyter login cookie gone")):
         (hp50, hp99), (jp50, jp99) = results[key]["hydra"], results[key]["hub"]
         print(f"| {label} | {hp50:.1f} ms | {hp99:.1f} ms | {results[key + '_hops']['hydra']} | {jp50:.1f} ms | {jp99:.1f} ms | "
               f"{results[key + '_hops']['hub']} | {runs} |")
@@ -723,7 +848,7 @@ def side_by_side(hub):
                         headers=[f"Cookie: {hubwarm.cookie_header('/user/hubwarm/api/status')}"]))
         through["hydra"].append(a)
         through["hub"].append(b)
-        for name, (rps, p50, p99, bad) in (("Apache (mod_proxy, Unix socket)", a), ("configurable-http-proxy (Python)", b)):
+        for name, (rps, p50, p99, bad) in (("Apache (mod_proxy) + hydra-gate", a), ("configurable-http-proxy (node)", b)):
             print(f"| {i + 1} | {name} | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
     results["throughput"] = {k: (statistics.mean(r[0] for r in v), statistics.mean(r[1] for r in v),
                                  max(r[2] for r in v), sum(r[3] for r in v)) for k, v in through.items()}
@@ -743,12 +868,23 @@ def side_by_side(hub):
     # Herds: 30 new users at once, one site after the other.
     size = count(30, 8)
     results["herd"] = {}
+    herd_in_lab = {}  # side -> the herd's visitors who reached their lab (the class below reuses them)
     for side, site, names in (("hydra", HYDRA, [f"crowd{i:02d}" for i in range(size)]),
                               ("hub", HUB, [f"hubherd{i:02d}" for i in range(size)])):
         # Each visitor reloads a broken page up to 3 times, as a patient person would; a visit
         # counts as a success only without any reload (a browser alone does not reload).
+        herd = {name: site.visitor(name) for name in names}
+
+        def herd_visit(name):
+            return herd[name].visit("/", reloads=3)
         with concurrent.futures.ThreadPoolExecutor(size) as pool:
-            outcomes = list(pool.map(lambda n: _safe(first_visit, site, n, reloads=3), names))
+            outcomes = list(pool.map(lambda n: _safe(herd_visit, n), names))
+        herd_in_lab[side] = [herd[n] for n, o in zip(names, outcomes) if isinstance(o, tuple)]
+        if side == "hydra":
+            # The front's processes right after its herd (mod_fcgid ends them once idle for a
+            # minute: by the end of JupyterHub's herd they may be gone).
+            front = pids("-f", str(PREFIX / "hydra-cgi"))
+            front_burst = (sum(pss_kib(p) for p in front), len(front))
         reached = [o for o in outcomes if isinstance(o, tuple)]
         strict = [o for o in reached if not any(t[0] == "reload" for t in o[2])]
         pattern = "jupyter-lab" if side == "hydra" else "jupyterhub-singleuser"
@@ -770,8 +906,6 @@ def side_by_side(hub):
 
     # Memory at rest: every user above still has a running server.
     time.sleep(5)
-    front = pids("-f", str(PREFIX / "hydra-cgi"))
-    front_burst = (sum(pss_kib(p) for p in front), len(front))
     apache = pids("-x", "apache2")
     apache_pss = (sum(pss_kib(p) for p in apache), len(apache))
     hub_pids = hub.pids()
@@ -796,12 +930,95 @@ def side_by_side(hub):
         "front_burst": front_burst,
         "front": (sum(pss_kib(p) for p in settled), len(settled)),
         "apache": apache_pss,
+        "gate": sum(pss_kib(p) for p in pids("-f", str(PREFIX / "hydra-gate"))),
         "hub": (sum(pss_kib(p) for p in hub_pids), len(hub_pids)),
         "hub_only": pss_kib(hub_pids[0]) if hub_pids else 0,
         "user_hydra": per_user(hydra_users, "jupyter-lab"),
         "user_hub": per_user(hub_users, "jupyterhub-singleuser"),
     }
+
+    # A class's open notebooks, the same load through each proxy, one site after the other,
+    # last (so that no figure above is measured beside it): the herd's people, and new ones to
+    # make up the class, in their labs; then per_person websockets each, held and pinged, while
+    # another person (the warm visitor above) visits and calls the API; then the class's
+    # servers are stopped.
+    people, per_person, hold = count(50, 5), count(20, 4), count(60, 10)
+    hub_pids = hub.pids()
+    sides = (("hydra", HYDRA, "class", grace, "jupyter-lab",
+              lambda: {"Apache": pids("-x", "apache2"), "hydra-gate": pids("-f", str(PREFIX / "hydra-gate"))},
+              lambda name: as_user(name, launch, "stop")),
+             ("hub", HUB, "hubclass", hubwarm, "jupyterhub-singleuser",
+              lambda: {"hub": hub_pids[:1], "configurable-http-proxy (node)": hub_pids[1:]},
+              hub.stop_server))
+    results["crowd"] = {}
+    for side, site, prefix, watcher, pattern, proxy_layer, stop in sides:
+        from_herd = herd_in_lab[side][:people]
+        more = [f"{prefix}{i:02d}" for i in range(people - len(from_herd))]
+        in_lab, failures, seconds = into_labs(site, more)
+        in_lab = from_herd + in_lab
+        try:
+            crowd = websocket_crowd(in_lab, watcher, proxy_layer, per_person, hold) if in_lab else {"error": "nobody reached the lab"}
+        except Exception as error:  # a benchmark reports, it does not stop
+            crowd = {"error": repr(error)}
+        crowd.update({"names": people, "from_herd": len(from_herd), "more": len(more), "in_lab": len(in_lab),
+                      "lab_failures": failures, "lab_seconds": seconds, "per_person": per_person, "hold": hold})
+        started = time.perf_counter()
+        names = [v.user for v in from_herd] + more
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(stop, names))
+        crowd["still_running"] = wait_until_gone(names, pattern)
+        crowd["stop_seconds"] = time.perf_counter() - started
+        results["crowd"][side] = crowd
+    print_crowd(results["crowd"])
     return results
+
+
+def crowd_memory(parts):
+    """"Apache 20.1 MiB (9) + hydra-gate 6.0 MiB (1)": PSS and number of processes of each part."""
+    return " + ".join(f"{part} {mib(kib):.1f} MiB ({n})" for part, (kib, n) in parts.items())
+
+
+def print_crowd(crowds):
+    """The websocket crowd's figures for both sides, as a table."""
+    any_side = next(iter(crowds.values()))
+    print(f"\n## A class's open notebooks: {any_side['names']} people x {any_side['per_person']} websockets ({CROWD_PATH}) "
+          f"held {any_side['hold']} s, through each proxy, one site after the other\n")
+    print("| figure | hydra (Apache + hydra-gate) | JupyterHub (configurable-http-proxy, node) |\n|---|---|---|")
+    cells = {}
+    for side, c in crowds.items():
+        opened, done = c.get("open", {}), c.get("done", {})
+        total = c["in_lab"] * c.get("per_person", 0)
+        watch = c.get("meanwhile", {})
+        before, held = c.get("before", {}), c.get("held", {})
+        growth = sum(k for k, _ in held.values()) - sum(k for k, _ in before.values())
+        cells[side] = [
+            f"{c['in_lab']}/{c['names']}: {c['from_herd']} from the herd, {c['more']} more in {c['lab_seconds']:.0f} s"
+            + (f"; {len(c['lab_failures'])} failed" if c["lab_failures"] else ""),
+            f"{opened.get('opened', 0)}/{total}" + (f" ({opened['failed_count']} failed)" if opened.get("failed_count") else ""),
+            f"{c['open_seconds']:.1f} s; one handshake p50 {opened['connect_p50'] * 1000:.0f} ms, slowest {opened['connect_max'] * 1000:.0f} ms"
+            if opened.get("connect_p50") is not None else "-",
+            f"{done.get('open_at_end', 0)} / {done.get('answered_pings', 0)} ({done.get('pings', 0)} pings, {done.get('pongs', 0)} pongs)",
+            crowd_memory(before) if before else "-",
+            (crowd_memory(held) + f"; +{mib(growth):.1f} MiB, {growth / max(1, opened.get('opened', 0)):.0f} KiB per websocket") if held else "-",
+            crowd_memory(c["after"]) if c.get("after") else "-",
+            (f"{watch['visit'][0]:.1f} / {watch['visit'][1]:.1f} ms ({watch['visit'][2]})" if watch else "-"),
+            (f"{watch['api'][0]:.1f} / {watch['api'][1]:.1f} ms ({watch['api'][2]})" if watch else "-"),
+            str(len(c.get("meanwhile_errors", []))) + (f": {c['meanwhile_errors'][:2]}" if c.get("meanwhile_errors") else ""),
+            f"{c['stop_seconds']:.1f} s; still running after: {c['still_running']}",
+        ]
+    labels = ["people in their labs first (the herd's, then first visits 8 at a time)", "websockets opened (64 handshakes at once)",
+              "time to open them all (with the client's start)", "open at the end / answered a ping",
+              "proxy layer before, PSS (processes)", "proxy layer with them open, PSS (processes)",
+              "proxy layer 5 s after they closed, PSS (processes)",
+              "another person meanwhile: warm visit p50 / p99 (n)", "another person meanwhile: GET api/status p50 / p99 (n)",
+              "another person's errors meanwhile", "their servers stopped in"]
+    for k, label in enumerate(labels):
+        print(f"| {label} | {cells.get('hydra', ['-'] * len(labels))[k]} | {cells.get('hub', ['-'] * len(labels))[k]} |")
+    for side, c in crowds.items():
+        name = "hydra" if side == "hydra" else "JupyterHub"
+        for what in ([c["error"]] if "error" in c else []) + c.get("open", {}).get("failed", [])[:3] \
+                + c.get("done", {}).get("closed_early", [])[:3] + c["lab_failures"][:3]:
+            print(f"- {name}: {str(what)[:300]}")
 
 
 def verdict(ok):
@@ -818,6 +1035,7 @@ def print_table(r):
           f"{r['first_hops'][0]} hops) | {first_j:.0f} ms ({first_j - r['bare']:+.0f} ms vs bare; {r['first_hops'][1]} hops) | "
           f"{first_h / first_j:.2f} | within 300 ms of bare: {verdict(first_h - r['bare'] <= 300)} |")
     for key, label, goal in (("warm", "warm visit, site root until the lab is 200", True),
+                             ("front", "warm visit, hydra-recent expired: hydra's front answers (JupyterHub: the same visit)", False),
                              ("expired", "warm visit, Jupyter login cookie gone", False)):
         (hp50, hp99), (jp50, jp99) = r[key][h], r[key][j]
         goal_text = f"p50 at most 1/3: {verdict(hp50 <= jp50 / 3)}" if goal else "(none)"
@@ -834,6 +1052,36 @@ def print_table(r):
           f"{kj:.2f} ms ({kj99:.2f}) | {kh / kj:.2f} | at most JupyterHub's time: {verdict(kh <= kj)} |")
     (dh, dh99), (dj, dj99) = r["kernel"]["hydra_direct"], r["kernel"]["hub_direct"]
     print(f"| same, straight to the server, no proxy (p99) | {dh:.2f} ms ({dh99:.2f}) | {dj:.2f} ms ({dj99:.2f}) | {dh / dj:.2f} | |")
+    ch, cj = r["crowd"].get(h, {}), r["crowd"].get(j, {})
+
+    def crowd_cell(c, text):
+        try:
+            return text(c)
+        except (KeyError, TypeError, IndexError, ZeroDivisionError):
+            return "(not measured: " + str(c.get("error", "see above"))[:80] + ")"
+    n = ch.get("in_lab", 0) * ch.get("per_person", 0)
+    label = f"{ch.get('names', 0) * ch.get('per_person', 0)} websockets from {ch.get('names', 0)} people held {ch.get('hold', 0)} s"
+    ok = crowd_cell(ch, lambda c: c["done"]["open_at_end"] == n == c["done"]["answered_pings"] and n == c["names"] * c["per_person"])
+    print(f"| {label}: open at the end / answered a ping | "
+          + crowd_cell(ch, lambda c: f"{c['done']['open_at_end']} / {c['done']['answered_pings']}") + " | "
+          + crowd_cell(cj, lambda c: f"{c['done']['open_at_end']} / {c['done']['answered_pings']}") + " | | "
+          + f"all of them: {verdict(ok is True)} |")
+    print("| same: time to open them all | " + crowd_cell(ch, lambda c: f"{c['open_seconds']:.1f} s") + " | "
+          + crowd_cell(cj, lambda c: f"{c['open_seconds']:.1f} s") + " | "
+          + crowd_cell(ch, lambda c: f"{c['open_seconds'] / cj['open_seconds']:.2f}") + " | (none) |")
+
+    def layer(c):
+        return sum(k for k, _ in c["held"].values())
+    print("| same: the proxy layer's memory with them open, PSS: Apache + hydra-gate vs hub + configurable-http-proxy | "
+          + crowd_cell(ch, lambda c: f"{mib(layer(c)):.1f} MiB") + " | " + crowd_cell(cj, lambda c: f"{mib(layer(c)):.1f} MiB") + " | "
+          + crowd_cell(ch, lambda c: f"{layer(c) / layer(cj):.2f}") + " | (none) |")
+    for kind, what in (("visit", "warm visit"), ("api", "GET api/status")):
+        fast = crowd_cell(ch, lambda c: c["meanwhile"][kind][1] <= 250 and not c["meanwhile_errors"] and c["meanwhile"][kind][2] > 0)
+        print(f"| same: another person's {what} meanwhile, p50 / p99 (errors) | "
+              + crowd_cell(ch, lambda c: f"{c['meanwhile'][kind][0]:.1f} / {c['meanwhile'][kind][1]:.1f} ms ({len(c['meanwhile_errors'])})") + " | "
+              + crowd_cell(cj, lambda c: f"{c['meanwhile'][kind][0]:.1f} / {c['meanwhile'][kind][1]:.1f} ms ({len(c['meanwhile_errors'])})") + " | "
+              + crowd_cell(ch, lambda c: f"{c['meanwhile'][kind][1] / cj['meanwhile'][kind][1]:.2f} (p99)") + " | "
+              + f"p99 at most 250 ms, no error: {verdict(fast is True)} |")
     hh, jh = r["herd"][h], r["herd"][j]
     print(f"| herd of {hh['n']} new users at once: reached their lab with no reload; the last after | {hh['ok']}/{hh['n']}, {hh['last']:.1f} s | "
           f"{jh['ok']}/{jh['n']}, {jh['last']:.1f} s | {hh['last'] / max(0.001, jh['last']):.2f} (time) | {hh['n']}/{hh['n']}: {verdict(hh['ok'] == hh['n'])} |")
@@ -841,14 +1089,15 @@ def print_table(r):
           f"{hh['patient']}/{hh['n']}, {hh['last_patient']:.1f} s | {jh['patient']}/{jh['n']}, {jh['last_patient']:.1f} s | "
           f"{hh['last_patient'] / max(0.001, jh['last_patient']):.2f} (time) | (none) |")
     m = r["memory"]
-    print(f"| memory right after the herd (PSS): the front, {m['front_burst'][1]} hydra-cgi under mod_fcgid vs hub + proxy | "
+    print(f"| memory right after the herd (PSS): the front, {m['front_burst'][1]} hydra-cgi under mod_fcgid right after its herd, vs hub + proxy | "
           f"{mib(m['front_burst'][0]):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {m['front_burst'][0] / m['hub'][0]:.2f} | (none) |")
     print(f"| memory at rest (PSS), a minute after the last visit: the front, {m['front'][1]} hydra-cgi under mod_fcgid "
           f"(mod_fcgid ends idle ones; the next visit starts one) vs hub + proxy | {mib(m['front'][0]):.1f} MiB | "
           f"{mib(m['hub'][0]):.1f} MiB (hub {mib(m['hub_only']):.1f}) | {m['front'][0] / m['hub'][0]:.2f} | "
           f"at most 1/5: {verdict(m['front'][0] * 5 <= m['hub'][0])} |")
-    print(f"| memory at rest (PSS): the front + Apache ({m['apache'][1]} apache2) vs hub + proxy | "
-          f"{mib(m['front'][0] + m['apache'][0]):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {(m['front'][0] + m['apache'][0]) / m['hub'][0]:.2f} | (none) |")
+    everything = m['front'][0] + m['apache'][0] + m['gate']
+    print(f"| memory at rest (PSS): the front + Apache ({m['apache'][1]} apache2) + hydra-gate ({mib(m['gate']):.1f} MiB) vs hub + proxy | "
+          f"{mib(everything):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {everything / m['hub'][0]:.2f} | (none) |")
     print(f"| memory at rest (PSS): hydra-cgi --socket (mod_proxy_fcgi, one threaded process) vs hub + proxy | "
           f"{mib(FIGURES['daemon_pss']):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {FIGURES['daemon_pss'] / m['hub'][0]:.2f} | "
           f"at most 1/5: {verdict(FIGURES['daemon_pss'] * 5 <= m['hub'][0])} |")
@@ -868,9 +1117,11 @@ def print_table(r):
 
 def main():
     began = time.perf_counter()
+    apache = sh("apache2ctl", "-v", check=False).stdout.split("\n")[0].split(": ")[-1]
     print(f"# versions: hydra's users' env {versions(pathlib.Path('/opt/hydra/jupyter'))}; "
-          f"JupyterHub's env {versions(HUB_ENV)}")
-    hub_users = ["hubwarm"] + [f"hubfirst{i}" for i in range(5)] + [f"hubherd{i:02d}" for i in range(30)]
+          f"JupyterHub's env {versions(HUB_ENV)}; JupyterHub's proxy {proxy_versions()}; {apache}")
+    hub_users = (["hubwarm"] + [f"hubfirst{i}" for i in range(5)] + [f"hubherd{i:02d}" for i in range(30)]
+                 + [f"hubclass{i:02d}" for i in range(50)])
     hub = Hub()
     directory = start_directory()
     start_site()

@@ -2,17 +2,21 @@
 
 The standard peer, set up the way its documentation describes a single machine with local
 accounts: JupyterHub from PyPI, LocalProcessSpawner (each user's server runs as that Unix user,
-like hydra's), the Python configurable-http-proxy from PyPI, DummyAuthenticator (JupyterHub's
-own authenticator that needs no other service). Its environment, /opt/hydra/bench-hub, is
-created by scripts/bench outside the sandbox with the same pinned Jupyter Server, JupyterLab
-and ipykernel as the users' hydra environment. Everything else here happens inside the sandbox:
+like hydra's), its default proxy, the Node configurable-http-proxy (Debian's package
+node-configurable-http-proxy, installed by scripts/bench), DummyAuthenticator (JupyterHub's own
+authenticator that needs no other service). Its environment, /opt/hydra/bench-hub, is created
+by scripts/bench outside the sandbox with the same pinned Jupyter Server, JupyterLab and
+ipykernel as the users' hydra environment. Everything else here happens inside the sandbox:
 accounts, the hub's database and files vanish with it.
 """
 import json
 import os
 import pathlib
+import secrets
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 HUB_ENV = pathlib.Path(os.environ.get("HYDRA_BENCH_HUB_ENV", "/opt/hydra/bench-hub"))
 HUB_DIR = pathlib.Path("/var/lib/bench-hub")
@@ -20,6 +24,12 @@ HUB_LOG = pathlib.Path("/var/log/bench-hub.log")
 HUB_PORT = 8000       # the proxy's public port (hydra's Apache has 80, 8080 and 8083 in this run)
 HUB_HOST = f"localhost:{HUB_PORT}"
 HUB_PASSWORD = "any"  # DummyAuthenticator accepts any password
+# The Node proxy as Debian installs it: its modules are in /usr/share/nodejs, where the node
+# on this machine (NodeSource's build) does not look unless NODE_PATH says so.
+PROXY_COMMAND = "/usr/bin/configurable-http-proxy"
+NODE_PATH = "/usr/share/nodejs"
+# The benchmark's own API token (a service without a process), to stop servers it started.
+API_TOKEN = secrets.token_hex(32)
 
 CONFIG = f"""
 # Written by scripts/bench_hub.py: JupyterHub's documented single-machine setup.
@@ -37,13 +47,16 @@ c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 c.JupyterHub.proxy_class = "jupyterhub.proxy.ConfigurableHTTPProxy"
-c.ConfigurableHTTPProxy.command = ["{HUB_ENV}/bin/configurable-http-proxy"]
+c.ConfigurableHTTPProxy.command = ["{PROXY_COMMAND}"]
 c.ConfigurableHTTPProxy.debug = False
 c.JupyterHub.log_level = "WARN"
 c.JupyterHub.db_url = "sqlite:///{HUB_DIR}/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "{HUB_DIR}/jupyterhub_cookie_secret"
 c.JupyterHub.pid_file = "{HUB_DIR}/jupyterhub.pid"
-# No idle culler, no services: nothing else that hydra does not run either.
+# No idle culler, no service process: nothing else that hydra does not run either. The one
+# service is a token for the benchmark, which stops the servers of its websocket crowd.
+c.JupyterHub.services = [{{"name": "bench", "api_token": "{API_TOKEN}"}}]
+c.JupyterHub.load_roles = [{{"name": "bench", "scopes": ["servers"], "services": ["bench"]}}]
 """
 
 # The users' Jupyter servers get hydra's Jupyter settings where they are not architecture
@@ -58,7 +71,7 @@ LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "f
 
 def versions(env):
     """name -> version of the packages compared, read from the environment's metadata."""
-    wanted = {"jupyterhub", "configurable_http_proxy", "jupyter_server", "jupyterlab", "ipykernel", "tornado"}
+    wanted = {"jupyterhub", "jupyter_server", "jupyterlab", "ipykernel", "tornado"}
     found = {}
     for meta in (env / "lib").glob("python3*/site-packages/*.dist-info/METADATA"):
         name = version = None
@@ -70,6 +83,14 @@ def versions(env):
         if name in wanted:
             found[name] = version
     return found
+
+
+def proxy_versions():
+    """The versions of the Node proxy and of node, as their own --version says."""
+    env = {**os.environ, "NODE_PATH": NODE_PATH}
+    proxy = subprocess.run([PROXY_COMMAND, "--version"], capture_output=True, text=True, env=env).stdout.strip()
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"configurable-http-proxy (node)": proxy, "node": node}
 
 
 class Hub:
@@ -97,7 +118,8 @@ class Hub:
         subprocess.run(["chmod", "-R", "a+rX", str(HUB_ENV / "etc"), str(HUB_ENV / "share/jupyter")], check=True)
 
     def start(self):
-        env = {"PATH": f"{HUB_ENV}/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+        env = {"PATH": f"{HUB_ENV}/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root",
+               "NODE_PATH": NODE_PATH}
         self.log = open(HUB_LOG, "ab")
         self.process = subprocess.Popen([f"{HUB_ENV}/bin/jupyterhub", "-f", str(HUB_DIR / "jupyterhub_config.py")],
                                         cwd=HUB_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -113,13 +135,23 @@ class Hub:
         raise RuntimeError(f"JupyterHub did not answer on port {HUB_PORT}; see {HUB_LOG}")
 
     def pids(self):
-        """The hub and its proxy (the proxy is the hub's child)."""
+        """The hub and its proxy (the proxy is the hub's child): [hub, proxy]."""
         if not self.process:
             return []
         children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout.split()
         proxy = [int(p) for p in children
                  if "configurable-http-proxy" in pathlib.Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
         return [self.process.pid] + proxy
+
+    def stop_server(self, user):
+        """Asks the hub's REST API to stop `user`'s server (as an admin would); returns the status."""
+        request = urllib.request.Request(f"http://127.0.0.1:{HUB_PORT}/hub/api/users/{user}/server", method="DELETE",
+                                         headers={"Authorization": f"token {API_TOKEN}"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
 
     def stop(self):
         if self.process and self.process.poll() is None:

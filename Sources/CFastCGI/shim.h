@@ -1,2 +1,2 @@
-// libfcgi's request-oriented API (fcgiapp.h). Wrapped by HydraKit/Front/FastCGI.swift only.
+// libfcgi's request-oriented API (fcgiapp.h). Wrapped by HydraFastCGI/FastCGI.swift only.
 #include <fcgiapp.h>

@@ -1,4 +1,4 @@
-// OpenLDAP's libldap. Wrapped by HydraKit/Directory/LDAPConnection.swift only.
+// OpenLDAP's libldap. Wrapped by HydraSystem/LDAPConnection.swift only.
 #include <ldap.h>
 #include <lber.h>
 

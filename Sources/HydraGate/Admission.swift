@@ -1,26 +1,28 @@
-import HydraKit
+import HydraCore
+import HydraFront
+import HydraSystem
 import Synchronization
 
 /// How many requests and websockets each person, and the whole site, have under way, against
 /// `[gate]`'s limits. Each connection Apache opens to the gate is one request or one websocket
 /// (Apache never reuses a connection to the gate: see apache/hydra.conf).
-public final class Admission: Sendable {
-    public enum Kind: String, Sendable {
+package final class Admission: Sendable {
+    package enum Kind: String, Sendable {
         case request, websocket
     }
 
-    public enum Refusal: Equatable, Sendable {
+    package enum Refusal: Equatable, Sendable {
         /// This person has as many under way as `[gate]` allows one person (429).
         case personLimit(Int)
         /// The site has as many under way as `[gate]` allows in all (503).
         case siteLimit(Int)
     }
 
-    public struct Usage: Equatable, Sendable {
-        public var requests = 0
-        public var websockets = 0
+    package struct Usage: Equatable, Sendable {
+        package var requests = 0
+        package var websockets = 0
 
-        public init(requests: Int = 0, websockets: Int = 0) {
+        package init(requests: Int = 0, websockets: Int = 0) {
             self.requests = requests
             self.websockets = websockets
         }
@@ -41,7 +43,7 @@ public final class Admission: Sendable {
     private let settings: HydraConfig.Gate
     private let state = Mutex(State())
 
-    public init(settings: HydraConfig.Gate) {
+    package init(settings: HydraConfig.Gate) {
         self.settings = settings
     }
 
@@ -50,7 +52,7 @@ public final class Admission: Sendable {
     }
 
     /// Counts one more for `person`, or says why not. Every admission must be released once.
-    public func admit(_ person: UserName, _ kind: Kind) -> Refusal? {
+    package func admit(_ person: UserName, _ kind: Kind) -> Refusal? {
         let (personLimit, siteLimit) = limits(kind)
         return state.withLock { state in
             if state.people[person.value, default: Usage()][kind] >= personLimit { return .personLimit(personLimit) }
@@ -61,7 +63,7 @@ public final class Admission: Sendable {
         }
     }
 
-    public func release(_ person: UserName, _ kind: Kind) {
+    package func release(_ person: UserName, _ kind: Kind) {
         state.withLock { state in
             state.site[kind] -= 1
             let left = state.people[person.value, default: Usage()][kind] - 1
@@ -70,13 +72,13 @@ public final class Admission: Sendable {
         }
     }
 
-    public func usage(of person: UserName) -> Usage { state.withLock { $0.people[person.value] ?? Usage() } }
-    public var siteUsage: Usage { state.withLock { $0.site } }
+    package func usage(of person: UserName) -> Usage { state.withLock { $0.people[person.value] ?? Usage() } }
+    package var siteUsage: Usage { state.withLock { $0.site } }
 
     /// Whether to log a refusal of this kind (e.g. "alice/admission") now: the first one, then
     /// at most one line every `interval` seconds with the number refused meanwhile (a flood must
     /// not flood the log). Returns the refusals this line stands for, or nil to stay quiet.
-    public func refusalToLog(_ kind: String, now: Double, interval: Double = 10) -> Int? {
+    package func refusalToLog(_ kind: String, now: Double, interval: Double = 10) -> Int? {
         state.withLock { state in
             let previous = state.refusalLog[kind]
             if let previous, now - previous.at < interval {

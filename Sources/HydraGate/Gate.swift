@@ -1,10 +1,9 @@
-import HydraKit
+import HydraCore
+import HydraFront
+import HydraSystem
 import Logging
 import NIOCore
 import NIOPosix
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// hydra-gate: the one way from Apache to the notebook servers. Apache proxies every
 /// `/user/NAME/...` request (already authenticated, and only for NAME itself) to the gate's
@@ -17,13 +16,13 @@ import Glibc
 /// - ends a request whose answer does not begin within `response_timeout_seconds` (504), and a
 ///   websocket idle for `websocket_idle_timeout_seconds`.
 /// It holds no thread per connection (SwiftNIO), so a thousand open websockets cost it little.
-public final class Gate: Sendable {
-    public let config: HydraConfig
+package final class Gate: Sendable {
+    package let config: HydraConfig
     let admission: Admission
     let logger: Logger
     let webGroupID: UInt32
 
-    public init(config: HydraConfig, logger: Logger) throws(ConfigError) {
+    package init(config: HydraConfig, logger: Logger) throws(ConfigError) {
         guard let webGroup = UserDatabase.group(named: config.site.webServerGroup) else {
             throw ConfigError.invalidValue(path: HydraConfig.defaultPath, line: 0, key: "site.web_server_group",
                                            reason: "the group '\(config.site.webServerGroup)' does not exist")
@@ -35,7 +34,7 @@ public final class Gate: Sendable {
     }
 
     /// Serves on `socketPath` until the process ends.
-    public func run(socketPath: String, threads: Int) throws {
+    package func run(socketPath: String, threads: Int) throws {
         let server = try listen(on: socketPath, group: MultiThreadedEventLoopGroup(numberOfThreads: threads))
         let limits = config.gate
         logger.info("""
@@ -47,7 +46,7 @@ public final class Gate: Sendable {
     }
 
     /// The listening channel on `socketPath` (a stale socket file there is replaced).
-    public func listen(on socketPath: String, group: EventLoopGroup) throws -> Channel {
+    package func listen(on socketPath: String, group: EventLoopGroup) throws -> Channel {
         try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -173,7 +172,7 @@ final class ApacheSide: ChannelInboundHandler {
         do {
             try context.pipeline.syncOperations.addHandler(apacheEnd, position: .after(self))
         } catch {
-            close(descriptor)
+            FileSystem.close(descriptor)
             context.close(promise: nil)
             return
         }

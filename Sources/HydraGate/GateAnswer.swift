@@ -1,9 +1,11 @@
-import Foundation
-import HydraKit
+import FoundationEssentials
+import HydraCore
+import HydraFront
+import HydraSystem
 
 /// The answers the gate gives itself, instead of passing the request on: each a complete
 /// HTTP/1.1 response that closes the connection. Pages are hydra's own (escaped) templates.
-public enum GateAnswer: Equatable, Sendable {
+package enum GateAnswer: Equatable, Sendable {
     case tooMany(Admission.Kind, limit: Int, target: String)
     case siteFull(target: String)
     /// The server is not running: a browser is sent through the front, which starts it.
@@ -15,7 +17,7 @@ public enum GateAnswer: Equatable, Sendable {
 
     static let pages = Pages()
 
-    public var status: (code: Int, reason: String) {
+    package var status: (code: Int, reason: String) {
         switch self {
         case .tooMany: (429, "Too Many Requests")
         case .siteFull, .notRunning: (503, "Service Unavailable")
@@ -26,7 +28,7 @@ public enum GateAnswer: Equatable, Sendable {
         }
     }
 
-    public func bytes() -> [UInt8] {
+    package func bytes() -> [UInt8] {
         var headers: [(String, String)] = [("Cache-Control", "no-store"), ("Connection", "close")]
         var body = ""
         switch self {

@@ -1,23 +1,25 @@
-import Foundation
-import HydraKit
+import FoundationEssentials
+import HydraCore
+import HydraFront
+import HydraSystem
 
 /// The head of a request Apache passes on for `/user/NAME/...`: just what the gate decides on.
 /// The gate forwards the bytes as they came; it never rewrites a request.
-public struct RequestHead: Equatable, Sendable {
+package struct RequestHead: Equatable, Sendable {
     /// Apache's heads are far smaller; anything longer is refused.
-    public static let maxBytes = 64 * 1024
+    package static let maxBytes = 64 * 1024
 
-    public let method: String
+    package let method: String
     /// The path and query, e.g. "/user/alice/lab?reset".
-    public let target: String
-    public let person: UserName
+    package let target: String
+    package let person: UserName
     /// An upgrade to a websocket (kernel channels, terminals, the events API): held open for long.
-    public let isWebSocket: Bool
+    package let isWebSocket: Bool
     /// A browser navigation (GET or HEAD asking for HTML), which can be sent to the front when
     /// the server is not running; an API call gets a status instead.
-    public let isPageVisit: Bool
+    package let isPageVisit: Bool
 
-    public enum Parse: Equatable, Sendable {
+    package enum Parse: Equatable, Sendable {
         case incomplete
         case invalid(String)
         case complete(RequestHead)
@@ -26,7 +28,7 @@ public struct RequestHead: Equatable, Sendable {
     private static let end: [UInt8] = [13, 10, 13, 10]
 
     /// Parses a head from the start of `bytes` (which may hold more: the body follows).
-    public static func parse<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> Parse where Bytes.Element == UInt8 {
+    package static func parse<Bytes: RandomAccessCollection>(_ bytes: Bytes) -> Parse where Bytes.Element == UInt8 {
         guard let endRange = bytes.firstRange(of: end) else {
             return bytes.count > maxBytes ? .invalid("the request head is longer than \(maxBytes) bytes") : .incomplete
         }

@@ -1,55 +1,57 @@
 // Stand-ins for what the front asks of the system, so that its decisions can be tested in Swift
 // without root, sudo or accounts: the helpers (addldapuser, ipynb-launch) and the user database.
-import HydraKit
+import HydraCore
+import HydraFront
+import HydraSystem
 import Synchronization
 
 /// The privileged helpers, answering what the test says and noting every call.
-public final class FakeHelpers: HelperRunning {
+package final class FakeHelpers: HelperRunning {
     private let state: Mutex<(addLDAPUser: HelperCalls.Outcome, start: HelperCalls.Outcome, calls: [String])>
 
-    public init(addLDAPUser: HelperCalls.Outcome = .exit(.done, json: #"{"actions":[],"repairs":[]}"#),
+    package init(addLDAPUser: HelperCalls.Outcome = .exit(.done, json: #"{"actions":[],"repairs":[]}"#),
                 start: HelperCalls.Outcome = .started()) {
         state = Mutex((addLDAPUser, start, []))
     }
 
     /// "addldapuser NAME", "start NAME", in the order the front made them.
-    public var calls: [String] { state.withLock { $0.calls } }
+    package var calls: [String] { state.withLock { $0.calls } }
 
-    public func addLDAPUser(_ name: UserName) throws -> HelperCalls.Outcome {
+    package func addLDAPUser(_ name: UserName) throws -> HelperCalls.Outcome {
         state.withLock { $0.calls.append("addldapuser \(name)"); return $0.addLDAPUser }
     }
 
-    public func startServer(_ name: UserName) throws -> HelperCalls.Outcome {
+    package func startServer(_ name: UserName) throws -> HelperCalls.Outcome {
         state.withLock { $0.calls.append("start \(name)"); return $0.start }
     }
 }
 
 extension HelperCalls.Outcome {
     /// A helper that exited with `status`, printing `json`.
-    public static func exit(_ status: ExitStatus, json: String = "") -> Self {
+    package static func exit(_ status: ExitStatus, json: String = "") -> Self {
         Self(status: status.rawValue, output: Array(json.utf8))
     }
 
     /// `ipynb-launch start --json` having started a server with this token.
-    public static func started(token: String = String(repeating: "a", count: 64)) -> Self {
+    package static func started(token: String = String(repeating: "a", count: 64)) -> Self {
         exit(.done, json: #"{"token":"\#(token)","outcome":"started","socket":"/run/hydra/x/jupyter.sock","sync":[]}"#)
     }
 }
 
 /// Accounts and groups that exist only in the test.
-public struct FakeAccounts: AccountDatabase {
-    public var users: [PasswdEntry]
-    public var groups: [GroupEntry]
+package struct FakeAccounts: AccountDatabase {
+    package var users: [PasswdEntry]
+    package var groups: [GroupEntry]
 
-    public init(users: [PasswdEntry] = [], groups: [GroupEntry] = []) {
+    package init(users: [PasswdEntry] = [], groups: [GroupEntry] = []) {
         self.users = users
         self.groups = groups
     }
 
-    public func user(named name: String) -> PasswdEntry? { users.first { $0.name == name } }
-    public func user(uid: UInt32) -> PasswdEntry? { users.first { $0.uid == uid } }
-    public func group(named name: String) -> GroupEntry? { groups.first { $0.name == name } }
-    public func groupNames(of user: PasswdEntry) -> [String] {
+    package func user(named name: String) -> PasswdEntry? { users.first { $0.name == name } }
+    package func user(uid: UInt32) -> PasswdEntry? { users.first { $0.uid == uid } }
+    package func group(named name: String) -> GroupEntry? { groups.first { $0.name == name } }
+    package func groupNames(of user: PasswdEntry) -> [String] {
         groups.filter { $0.gid == user.gid || $0.members.contains(user.name) }.map(\.name)
     }
 }

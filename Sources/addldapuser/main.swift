@@ -1,8 +1,9 @@
 // addldapuser: makes a Unix account ready for hydra. Runs as root, through sudo, from the front.
-// The logic is HydraKit/Accounts; this file only parses the command line.
+// The logic is HydraCore/Accounts; this file only parses the command line.
 import ArgumentParser
-import Foundation
-import HydraKit
+import FoundationEssentials
+import HydraCore
+import HydraSystem
 
 struct AddLDAPUser: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,7 +38,7 @@ struct AddLDAPUser: ParsableCommand {
         let logger = HelperRun.bootstrapLogging(label: "hydra.addldapuser")
         let status = HelperRun.report(json: json, logger: logger, action: dryRun ? "addldapuser --dry-run" : "addldapuser", user: name) {
             () throws in
-            guard getuid() == 0 && geteuid() == 0 || dryRun else {
+            guard ProcessControl.realUserID == 0 && ProcessControl.effectiveUserID == 0 || dryRun else {
                 throw StepFailure("addldapuser must run as root (through sudo from the front)", status: .refused)
             }
             let path = try HydraConfig.path(option: config, environment: ProcessInfo.processInfo.environment)

@@ -1,7 +1,9 @@
 // hydra-cgi: the FastCGI front Apache runs (mod_fcgid, or mod_proxy_fcgi with --socket).
-// The logic is HydraKit/Front; this file only parses the command line.
+// The logic is HydraFront; this file only parses the command line.
 import ArgumentParser
-import HydraKit
+import HydraCore
+import HydraFront
+import HydraSystem
 
 struct HydraCGI: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,7 +2,8 @@
 // safe connect). The logic is HydraGate; this file only parses the command line.
 import ArgumentParser
 import HydraGate
-import HydraKit
+import HydraCore
+import HydraSystem
 
 struct HydraGateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

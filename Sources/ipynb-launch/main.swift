@@ -1,8 +1,9 @@
 // ipynb-launch: a hydra user's own helper, run as that user (sudo -u NAME from the front, or
-// by the user over ssh). The logic is HydraKit; this file only parses the command line.
+// by the user over ssh). The logic is HydraCore; this file only parses the command line.
 import ArgumentParser
-import Foundation
-import HydraKit
+import FoundationEssentials
+import HydraCore
+import HydraSystem
 
 struct IpynbLaunch: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,7 +27,7 @@ struct Common: ParsableArguments {
 
     func run<Report: Encodable>(_ action: String, _ work: (HydraConfig, LaunchIdentity) throws -> (Report, ExitStatus, String)) throws -> Never {
         let logger = HelperRun.bootstrapLogging(label: "hydra.ipynb-launch")
-        let status = HelperRun.report(json: json, logger: logger, action: "ipynb-launch \(action)", user: NSUserName()) {
+        let status = HelperRun.report(json: json, logger: logger, action: "ipynb-launch \(action)", user: UserDatabase.user(uid: ProcessControl.realUserID)?.name ?? "UID \(ProcessControl.realUserID)") {
             let config = try HydraConfig.load()
             return try work(config, try LaunchIdentity.current(config: config))
         }
@@ -70,7 +71,7 @@ extension IpynbLaunch {
             guard (repo == nil) == (dir == nil) else { throw ValidationError("--repo and --dir go together") }
             if let dir, !HydraConfig.isPlainRelativePath(dir) { throw ValidationError("--dir must be a folder inside your home, without '..'") }
             if let repo, repo.hasPrefix("-") { throw ValidationError("--repo must be a URL or a path") }
-            if !TutorialSync.Source.isValidBranch(branch) { throw ValidationError("--branch is not a valid branch name") }
+            if !HydraConfig.isValidBranch(branch) { throw ValidationError("--branch is not a valid branch name") }
         }
 
         func run() throws {

@@ -1,5 +1,6 @@
 import HydraGate
-import HydraKit
+import HydraCore
+import HydraSystem
 import Testing
 
 @Suite("Admission: per-person and site limits")

@@ -1,6 +1,7 @@
 import Foundation
 import HydraGate
-import HydraKit
+import HydraCore
+import HydraSystem
 import Logging
 import NIOPosix
 import Testing

@@ -15,11 +15,12 @@ import asyncio
 import json
 import sys
 import uuid
-from datetime import datetime, timezone
 from urllib.parse import urlparse
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
+
+from kernel_client import run_code
 
 
 def headers_for(a, ws=False):
@@ -74,30 +75,10 @@ async def main(a):
                     raise SystemExit("websocket closed while idle")
             except asyncio.TimeoutError:
                 break
-    msg_id = uuid.uuid4().hex
-    conn.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": a.user,
-                   "session": uuid.uuid4().hex, "version": "5.3",
-                   "date": datetime.now(timezone.utc).isoformat()},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": a.code, "silent": False, "store_history": False,
-                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-    }))
-    result = None
-    while True:
-        raw = await asyncio.wait_for(conn.read_message(), 30)
-        if raw is None:
-            raise SystemExit("websocket closed")
-        m = json.loads(raw)
-        if m.get("parent_header", {}).get("msg_id") != msg_id:
-            continue
-        t = m["header"]["msg_type"]
-        if t == "execute_result":
-            result = m["content"]["data"]["text/plain"]
-        elif t == "error":
-            result = "ERROR " + m["content"]["ename"]
-        elif t == "status" and m["content"]["execution_state"] == "idle":
-            break
+    try:
+        result, _ = await run_code(conn, a.code, user=a.user)
+    except ConnectionError as error:
+        raise SystemExit(str(error))
     conn.close()
     r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels/{kid}", method="DELETE",
                                        headers=headers_for(a)))

@@ -18,7 +18,7 @@ HYDRA_DEMO_PACKAGES=(slapd ldap-utils curl)
 # The end-to-end tests add a real browser, a KDC (kadmin.local makes its principals) with
 # Kerberos clients, sshd and systemd's tools (systemd-analyze verifies the unit hydra would
 # start; systemd need not be running).
-HYDRA_TEST_PACKAGES=(slapd ldap-utils curl psmisc procps iproute2 util-linux wrk
+HYDRA_TEST_PACKAGES=(slapd ldap-utils curl psmisc procps iproute2 util-linux wrk netbase
     chromium chromium-driver fonts-dejavu-core krb5-kdc krb5-admin-server krb5-user libapache2-mod-auth-gssapi
     openssh-server systemd)
 # The VM tier (Tests/VM): qemu in software mode, an image made with debootstrap (and units

@@ -1,0 +1,335 @@
+import HydraSystem
+import FoundationEssentials
+
+/// What `ipynb-launch start --json` prints for the front: where the server is and its token.
+package struct LaunchReport: Sendable, Encodable {
+    package enum Outcome: String, Sendable, Codable {
+        /// A new server was started (exit status 0).
+        case started
+        /// The running server answered and was kept (exit status 1).
+        case reused
+
+        package var exitStatus: ExitStatus { self == .started ? .done : .alreadyFine }
+    }
+
+    package let user: String
+    package let socket: String
+    package let baseURL: String
+    package let token: String
+    package let outcome: Outcome
+    package let pid: Int32
+    package let supervisor: Supervision.Mode
+    package let seconds: Double
+    package let sync: [SyncReport]
+
+    enum CodingKeys: String, CodingKey {
+        case user, socket, token, outcome, pid, supervisor, seconds, sync
+        case baseURL = "base_url"
+    }
+}
+
+/// What `status` and `stop` print (never the token).
+package struct ServerStatus: Sendable, Encodable {
+    package let user: String
+    package let running: Bool
+    package let pid: Int32?
+    package let socket: String
+    package let started: String?
+    package let lastActivity: String?
+    package let kernels: Int?
+    package let memoryBytes: Int?
+    package let supervision: Supervision
+
+    enum CodingKeys: String, CodingKey {
+        case user, running, pid, socket, started, kernels, supervision
+        case lastActivity = "last_activity", memoryBytes = "memory_bytes"
+    }
+}
+
+/// One user's notebook server: start or reuse it, report on it, stop it. Runs as the user.
+/// Everything happens under the user's lock in the runtime directory, so any number of
+/// simultaneous visits end with one server.
+package struct ServerManager: Sendable {
+    package let config: HydraConfig
+    package let identity: LaunchIdentity
+    package let runtimeDir: String
+
+    package init(config: HydraConfig, identity: LaunchIdentity) {
+        self.config = config
+        self.identity = identity
+        self.runtimeDir = RuntimeDirectory(base: config.server.runtimeDir).path(for: identity.name)
+    }
+
+    package var socketPath: String { "\(runtimeDir)/\(ServerSocket.fileName)" }
+    package var baseURL: String { "/user/\(identity.name.value)/" }
+    var logPath: String { "\(runtimeDir)/\(RuntimeDirectory.Entry.log)" }
+    var home: HomeSetup { HomeSetup(config: config, account: identity.account) }
+    package var supervision: Supervision { Supervision(config: config, name: identity.name) }
+    package var unitName: String { SystemdUnit.name(for: identity.name) }
+    /// Every server hydra starts for this user carries this in its command line.
+    var marker: String { "--config=\(home.jupyterConfigPath)" }
+
+    /// The runtime directory exactly as addldapuser left it, or a refusal: a directory someone
+    /// else controls could hold a socket that is not this user's server.
+    func openRuntimeDir() throws -> DirectoryHandle {
+        guard RuntimeDirectory.isReady(for: identity.name, uid: identity.account.uid, config: config) else {
+            throw ServerFailure.runtimeDirectoryNotReady(path: runtimeDir, person: identity.name, webGroup: config.site.webServerGroup)
+        }
+        return try DirectoryHandle.open(runtimeDir)
+    }
+
+    package func start() throws -> LaunchReport {
+        let started = monotonicSeconds()
+        let runtime = try openRuntimeDir()
+        let lock = try waitForLock(runtime)
+        defer { withExtendedLifetime(lock) {} }
+
+        try home.prepare()
+        let sync = home.syncCourses()
+        if let record = readRecord(runtime), isServing(record, in: runtime) {
+            try publishLoginToken(record, in: runtime)
+            return report(record, outcome: .reused, since: started, sync: sync)
+        }
+        try cleanUp(runtime)
+        try requireSpaceInHome()
+        let record = try launch(runtime)
+        try waitUntilServing(record, in: runtime)
+        try publishLoginToken(record, in: runtime)
+        return report(record, outcome: .started, since: started, sync: sync)
+    }
+
+    /// The token of the running server, for the front (group of the web server, mode 0640): a
+    /// returning visitor is then logged in without running a helper. The web server can already
+    /// get the token by running `ipynb-launch start` as the user (sudoers.d/hydra); other local
+    /// users cannot enter the runtime directory.
+    func publishLoginToken(_ record: ServerRecord, in runtime: DirectoryHandle) throws {
+        let wanted = Array(record.token.utf8)
+        if case .file(let current)? = try? runtime.readEntry(RuntimeDirectory.Entry.loginToken, maxBytes: 4096), current == wanted { return }
+        try runtime.writeAtomically(RuntimeDirectory.Entry.loginToken, wanted, staging: runtime, mode: 0o640)
+    }
+
+
+    package func status() throws -> ServerStatus {
+        let runtime = try openRuntimeDir()
+        guard let record = readRecord(runtime), isServing(record, in: runtime),
+              let answer = probe(record, path: "api/status", in: runtime) else {
+            return ServerStatus(user: identity.name.value, running: false, pid: nil, socket: socketPath, started: nil,
+                                lastActivity: nil, kernels: nil, memoryBytes: nil, supervision: supervision)
+        }
+        let info = try? JSONDecoder().decode(JupyterStatus.self, from: Data(answer.body.utf8))
+        return ServerStatus(user: identity.name.value, running: true, pid: record.pid, socket: socketPath,
+                            started: info?.started, lastActivity: info?.last_activity,
+                            kernels: info?.kernels, memoryBytes: ProcessTable.groupRSS(record.pid),
+                            supervision: supervision)
+    }
+
+    /// Stops the server: SIGTERM to its process group, SIGKILL after 10 s. Returns whether one ran.
+    @discardableResult
+    package func stop() throws -> Bool {
+        let runtime = try openRuntimeDir()
+        let lock = try waitForLock(runtime)
+        defer { withExtendedLifetime(lock) {} }
+        let wasRunning = readRecord(runtime).map { ProcessTable.isAlive($0.pid) } ?? false
+        try cleanUp(runtime)
+        return wasRunning
+    }
+
+    // MARK: the steps
+
+    /// The user's lock, waited for as long as a start may take (another start, a sync); after
+    /// that, a temporary failure rather than a visit that hangs.
+    func waitForLock(_ runtime: DirectoryHandle) throws -> FileLock {
+        let patience = Double(config.server.startTimeoutSeconds + config.sync.fetchTimeoutSeconds * max(1, config.courses.count))
+        do {
+            return try FileLock(RuntimeDirectory.Entry.lock, in: runtime, timeoutSeconds: patience)
+        } catch {
+            throw ServerFailure.lockTaken(path: "\(runtimeDir)/\(RuntimeDirectory.Entry.lock)", seconds: Int(patience), person: identity.name)
+        }
+    }
+
+    func readRecord(_ runtime: DirectoryHandle) -> ServerRecord? {
+        guard case .file(let bytes) = try? runtime.readEntry(RuntimeDirectory.Entry.record, maxBytes: 4096) else { return nil }
+        return try? JSONDecoder().decode(ServerRecord.self, from: Data(bytes))
+    }
+
+    /// This user's own server, answering an authenticated probe on a socket this user owns.
+    func isServing(_ record: ServerRecord, in runtime: DirectoryHandle) -> Bool {
+        guard ProcessTable.isAlive(record.pid), ProcessTable.realUID(of: record.pid) == identity.account.uid,
+              ProcessTable.commandLine(of: record.pid).contains(marker) else { return false }
+        return probe(record, path: "api/status", in: runtime)?.status == 200
+    }
+
+    /// The token goes only to this user's own server (ServerSocket's checks), in the directory checked above.
+    func probe(_ record: ServerRecord, path: String, in runtime: DirectoryHandle) -> ServerSocket.Answer? {
+        ServerSocket.get(in: runtime, ownerUID: identity.account.uid, path: baseURL + path, host: "localhost",
+                         token: record.token, timeoutSeconds: 5)
+    }
+
+    /// Ends every server process of this user that hydra started (including one half-started
+    /// by a killed ipynb-launch that never wrote its record), then removes the socket and record.
+    func cleanUp(_ runtime: DirectoryHandle) throws {
+        let uid = identity.account.uid
+        var leaders = Set(ProcessTable.matching(uid: uid, marker: marker))
+        if let record = readRecord(runtime), ProcessTable.realUID(of: record.pid) == uid,
+           ProcessTable.commandLine(of: record.pid).contains(marker) {
+            leaders.insert(record.pid)
+        }
+        if supervision.mode == .systemd {
+            // The unit goes first (systemd ends its whole control group), and a failed one is
+            // forgotten so that the name is free for the next start.
+            _ = try? inUserManager("/usr/bin/systemctl", ["--user", "stop", unitName])
+            _ = try? inUserManager("/usr/bin/systemctl", ["--user", "reset-failed", unitName])
+        }
+        for pid in leaders { ProcessControl.signalProcessAndGroup(pid, .terminate) }
+        let deadline = monotonicSeconds() + 10
+        while leaders.contains(where: ProcessTable.isAlive), monotonicSeconds() < deadline { pauseThread(seconds: 0.05) }
+        for pid in leaders { ProcessControl.signalProcessAndGroup(pid, .kill) }
+        while leaders.contains(where: ProcessTable.isAlive), monotonicSeconds() < deadline + 5 { pauseThread(seconds: 0.02) }
+        try? runtime.subdirectory(RuntimeDirectory.Entry.jupyterRuntime).removeEntry(Self.tokenFile)
+        try runtime.removeEntry(RuntimeDirectory.Entry.loginToken)
+        try runtime.removeEntry(ServerSocket.fileName)
+        try runtime.removeEntry(RuntimeDirectory.Entry.record)
+    }
+
+    /// The file in JUPYTER_RUNTIME_DIR (the user's alone) that hands the token to the server,
+    /// which reads and removes it: never in a command line or a unit's environment.
+    static let tokenFile = "hydra-token"
+
+    /// The server as it is started, in either mode.
+    package func unit() -> SystemdUnit {
+        var command = config.server.command
+        if !command[0].hasPrefix("/") { command[0] = "\(config.server.pythonEnv)/bin/\(command[0])" }
+        let account = identity.account
+        let environment = [
+            "HOME": account.home, "USER": account.name, "LOGNAME": account.name, "SHELL": account.shell,
+            "PATH": "\(config.server.pythonEnv)/bin:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+            "HYDRA_USER": account.name, "HYDRA_SOCK": socketPath, "JUPYTER_RUNTIME_DIR": "\(runtimeDir)/\(RuntimeDirectory.Entry.jupyterRuntime)",
+            "HYDRA_TOKEN_FILE": "\(runtimeDir)/\(RuntimeDirectory.Entry.jupyterRuntime)/\(Self.tokenFile)", "HYDRA_LOG": logPath,
+        ]
+        return SystemdUnit(user: identity.name, command: command + [marker], environment: environment,
+                           workingDirectory: account.home, logPath: logPath, limits: supervision.limits)
+    }
+
+    func launch(_ runtime: DirectoryHandle) throws -> ServerRecord {
+        let jupyterRuntime = try runtime.subdirectory(RuntimeDirectory.Entry.jupyterRuntime, createMode: 0o700)  // JUPYTER_RUNTIME_DIR, the user's alone
+        rotateLog()
+        let supervision = supervision
+        appendToLog("hydra: starting the server at \(Date()) as \(supervision.summary)\n")
+        let token = Secret.hexToken()
+        try jupyterRuntime.writeAtomically(Self.tokenFile, Array(token.utf8), staging: jupyterRuntime, mode: 0o600)
+        let unit = unit()
+        let pid: Int32
+        switch supervision.mode {
+        case .systemd:
+            pid = try startUnit(unit)
+        case .detached:
+            try supervision.applyProcessLimits()
+            // Files the server creates are the user's alone (homes stay private).
+            let spawned = Result { () throws(SystemError) -> Int32 in
+                try ProcessControl.withFileCreationMask(0o077) { () throws(SystemError) -> Int32 in
+                    try ProcessRunner.spawnDetached(unit.command[0], Array(unit.command.dropFirst()),
+                                                    environment: Dictionary(uniqueKeysWithValues: unit.environment),
+                                                    workingDirectory: unit.workingDirectory, logPath: logPath)
+                }
+            }
+            if case .failure(let error) = spawned, error.code == .wouldBlock {
+                throw ServerFailure.tooManyProcesses(identity.name, tasksMax: supervision.limits.tasksMax ?? 0)
+            }
+            pid = try spawned.get()
+        }
+        let record = ServerRecord(pid: pid, token: token, started: Date().timeIntervalSince1970)
+        let data = try JSONEncoder().encode(record)
+        try runtime.writeAtomically(RuntimeDirectory.Entry.record, Array(data), staging: runtime, mode: 0o600)
+        return record
+    }
+
+    /// Jupyter writes to the home as it starts; in a full home it fails with a trace only the log
+    /// shows. A clear refusal instead, before anything is started.
+    func requireSpaceInHome(minimumBytes: UInt64 = 1 << 20) throws {
+        guard let available = FileSystem.availableBytes(at: identity.account.home), available < minimumBytes else { return }
+        throw ServerFailure.homeFull(identity.name, home: identity.account.home, availableKiB: available >> 10)
+    }
+
+    /// `systemd-run --user` into the user's own manager, then the unit's main PID.
+    func startUnit(_ unit: SystemdUnit) throws -> Int32 {
+        try supervision.requireAvailable()
+        // Lingering starts the user's manager at boot; just after addldapuser enabled it, it may still be starting.
+        let bus = Supervision.userManagerBus(uid: identity.account.uid)
+        let deadline = monotonicSeconds() + 10
+        while !FileSystem.exists(bus) {
+            guard monotonicSeconds() < deadline else {
+                throw ServerFailure.userManagerNotRunning(identity.name, bus: bus)
+            }
+            pauseThread(seconds: 0.1)
+        }
+        let started = try inUserManager("/usr/bin/systemd-run", unit.systemdRunArguments)
+        guard started.status == 0 else {
+            throw ServerFailure.systemdRunFailed(unit: unit.name, error: started.errorText.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let shown = try inUserManager("/usr/bin/systemctl", ["--user", "show", "--property=MainPID", "--value", unit.name])
+        guard let pid = Int32(shown.outputText.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else {
+            throw ServerFailure.noMainProcess(unit: unit.name, logTail: logTail())
+        }
+        return pid
+    }
+
+    /// systemctl or systemd-run, with the environment that reaches this user's own manager.
+    func inUserManager(_ program: String, _ arguments: [String]) throws -> ProcessResult {
+        var options = ProcessRunner.Options()
+        let uid = identity.account.uid
+        options.environment["XDG_RUNTIME_DIR"] = "/run/user/\(uid)"
+        options.environment["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=\(Supervision.userManagerBus(uid: uid))"
+        return try ProcessRunner.run(program, arguments, options: options)
+    }
+
+    func appendToLog(_ line: String) {
+        try? FileSystem.append(line, to: logPath)
+    }
+
+    /// Returns once the server answers an authenticated request; no fixed sleep.
+    func waitUntilServing(_ record: ServerRecord, in runtime: DirectoryHandle) throws {
+        let deadline = monotonicSeconds() + Double(config.server.startTimeoutSeconds)
+        while monotonicSeconds() < deadline {
+            // Reaped if a detached child; a unit's process is systemd's child, so only its liveness is seen.
+            let exitStatus = ProcessControl.reapIfEnded(record.pid)
+            if exitStatus != nil || !ProcessTable.isAlive(record.pid) {
+                throw ServerFailure.exitedDuringStartup(exitStatus: exitStatus, logTail: logTail())
+            }
+            if probe(record, path: "api/status", in: runtime)?.status == 200 { return }
+            pauseThread(seconds: 0.025)
+        }
+        ProcessControl.signalGroup(record.pid, .kill)
+        throw ServerFailure.startTimedOut(seconds: config.server.startTimeoutSeconds, logTail: logTail())
+    }
+
+    /// Keeps the log under `server.log_max_bytes`: the previous one becomes server.log.1.
+    func rotateLog() {
+        if let info = try? FileStatus.ofEntry(logPath), info.size > config.server.logMaxBytes / 2 {
+            try? FileSystem.rename(logPath, to: logPath + ".1")
+        }
+    }
+
+    func logTail(lines: Int = 15) -> String {
+        guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return "(no log)" }
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
+    func report(_ record: ServerRecord, outcome: LaunchReport.Outcome, since started: Double, sync: [SyncReport]) -> LaunchReport {
+        LaunchReport(user: identity.name.value, socket: socketPath, baseURL: baseURL, token: record.token, outcome: outcome,
+                     pid: record.pid, supervisor: supervision.mode, seconds: (monotonicSeconds() - started).rounded(toPlaces: 3), sync: sync)
+    }
+}
+
+extension Double {
+    func rounded(toPlaces places: Int) -> Double {
+        let factor = (0..<places).reduce(1.0) { power, _ in power * 10 }
+        return (self * factor).rounded() / factor
+    }
+}
+
+/// The fields of Jupyter's `api/status` that `ipynb-launch status` reports.
+private struct JupyterStatus: Decodable {
+    let started: String?
+    let last_activity: String?
+    let kernels: Int?
+}

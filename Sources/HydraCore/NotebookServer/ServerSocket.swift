@@ -1,0 +1,40 @@
+import HydraSystem
+
+/// The one way hydra connects to a person's notebook server: `jupyter.sock` in the person's
+/// runtime directory, owned by the person and listened on by the person's process, and
+/// nothing planted in its place (OwnedSocket's checks). Used by the front, ipynb-launch and
+/// hydra-gate alike.
+package enum ServerSocket {
+    package static let fileName = RuntimeDirectory.Entry.socket
+    package typealias Refusal = OwnedSocket.Refusal
+
+    /// A connected, non-blocking, close-on-exec descriptor to the server of `ownerUID`, whose
+    /// socket is `name` (normally `fileName`) in `directory`.
+    package static func connect(in directory: DirectoryHandle, name: String = fileName, ownerUID: UInt32) -> Result<Int32, Refusal> {
+        OwnedSocket.connect(in: directory, name: name, ownerUID: ownerUID)
+    }
+
+    /// True when the person's own server accepts connections there (no request is sent).
+    package static func isListening(in directory: DirectoryHandle, name: String = fileName, ownerUID: UInt32) -> Bool {
+        guard case .success(let fd) = connect(in: directory, name: name, ownerUID: ownerUID) else { return false }
+        FileSystem.close(fd)
+        return true
+    }
+
+    package struct Answer: Sendable {
+        package let status: Int
+        package let body: String
+    }
+
+    /// An HTTP/1.1 GET with the server's token: how ipynb-launch asks whether it is up.
+    package static func get(in directory: DirectoryHandle, ownerUID: UInt32, path: String, host: String, token: String,
+                           timeoutSeconds: Double) -> Answer? {
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAuthorization: token \(token)\r\nConnection: close\r\n\r\n".utf8)
+        guard let response = OwnedSocket.exchange(in: directory, name: fileName, ownerUID: ownerUID, request: request,
+                                                  timeoutSeconds: timeoutSeconds) else { return nil }
+        let text = String(decoding: response, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1."), let status = Int(text.dropFirst(9).prefix(3)) else { return nil }
+        let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+        return Answer(status: status, body: body)
+    }
+}

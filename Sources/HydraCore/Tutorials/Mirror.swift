@@ -1,0 +1,61 @@
+import HydraSystem
+import FoundationEssentials
+
+/// The shared, read-only mirror of a course repository, fetched by the web server's account at
+/// most once per `sync.fetch_interval_seconds` for everybody; users' syncs read it locally.
+package struct Mirror: Sendable {
+    package let config: HydraConfig
+    package let course: HydraConfig.Course
+
+    package init(config: HydraConfig, course: HydraConfig.Course) {
+        self.config = config
+        self.course = course
+    }
+
+    /// `<mirror_dir>/<first 16 hex digits of sha1(repo URL)>.git`
+    package var path: String {
+        "\(config.sync.mirrorDir)/\(GitBlobID.of(Array(course.repo.utf8)).prefix(16)).git"
+    }
+
+    /// The time stamp of the last successful fetch; without one the mirror is not used.
+    var stampPath: String { "\(path).fetched" }
+    package var exists: Bool { FileManager.default.fileExists(atPath: stampPath) }
+
+    /// Where a user's sync reads from: the mirror when it exists, else the upstream itself.
+    package var syncSource: TutorialSync.Source {
+        .init(url: exists ? path : course.repo, branch: course.branch)
+    }
+
+    package enum Outcome: String, Sendable, Encodable { case fresh, fetched, busy }
+
+    /// Fetches when the last fetch is older than the interval. Another process already fetching
+    /// means `.busy`: the caller goes on with the mirror as it is, and upstream is asked once.
+    @discardableResult
+    package func refreshIfStale(now: Date = Date()) throws -> Outcome {
+        let stamp = stampPath
+        if let modified = try? FileManager.default.attributesOfItem(atPath: stamp)[.modificationDate] as? Date,
+           now.timeIntervalSince(modified) < Double(config.sync.fetchIntervalSeconds) {
+            return .fresh
+        }
+        let directory = try DirectoryHandle.open(config.sync.mirrorDir, createMode: 0o755)
+        let lock: FileLock
+        do {
+            lock = try FileLock(".\(URL(fileURLWithPath: path).lastPathComponent).lock", in: directory, mode: 0o600, wait: false)
+        } catch {
+            return .busy
+        }
+        defer { withExtendedLifetime(lock) {} }
+        // The fetch's git holds the lock too: one left running by a killed caller keeps others out.
+        let staging = try directory.subdirectory(".staging", createMode: 0o700)
+        let configFile = try Git.writeConfig(".\(URL(fileURLWithPath: path).lastPathComponent).gitconfig", in: directory,
+                                             staging: staging, readableSource: course.repo)
+        let git = Git(gitDir: path, timeoutSeconds: Double(config.sync.fetchTimeoutSeconds), configFile: configFile,
+                      lockDescriptor: lock.descriptor)
+        try git.ensureRepository()
+        git.removeStaleLockFiles()
+        try git.run(["fetch", "--quiet", "--prune", "--no-tags", "--depth=1", "--", course.repo, "+refs/heads/*:refs/heads/*"])
+        // The stamp's modification time is the time of the last successful fetch.
+        guard FileManager.default.createFile(atPath: stamp, contents: nil) else { throw SystemError("writing", stamp) }
+        return .fetched
+    }
+}

@@ -1,0 +1,17 @@
+import COpenSSL
+
+/// Secrets from OpenSSL's CSPRNG: 256-bit tokens for the notebook server's login and the
+/// `_xsrf` value of the auto-login form. Never logged, never put in argv or a URL.
+package enum Secret {
+    /// `byteCount` random bytes as lowercase hex (64 characters for the default 32 bytes).
+    package static func hexToken(byteCount: Int = 32) -> String {
+        var bytes = [UInt8](repeating: 0, count: byteCount)
+        let ok = bytes.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(byteCount)) }
+        // RAND_bytes fails only when the OS entropy source is broken: no safe way on from there.
+        precondition(ok == 1, "OpenSSL's CSPRNG failed: the system's entropy source is unavailable")
+        return bytes.map { byte in
+            let digits: [Character] = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+        }.joined()
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import HydraTesting
+import Logging
+import Testing
+@testable import HydraCore
+@testable import HydraFront
+@testable import HydraSystem
+
+/// Front.visit, exit by exit, with fake helpers and a fake user database: which page a person
+/// gets, and which helpers ran. The runtime folders are real (a temporary runtime_dir); the
+/// person's runtime directory belongs to an account of the test's choosing (root can chown).
+/// Paths with a running server are the integration tests' (test_front.py): they need the
+/// person's own listening process.
+@Suite("Front.visit: every exit", .serialized)
+final class FrontVisitTests {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("hydra-visit-\(UUID().uuidString)").path
+    /// The person's UID and the web server's GID, as the runtime directory carries them.
+    let uid: UInt32 = getuid() == 0 ? 20_000 : getuid()
+    let webGID: UInt32 = getuid() == 0 ? 4242 : getgid()
+    var runtime: String { "\(base)/run" }
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: "\(runtime)/\(RuntimeDirectory.frontDirectoryName)", withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: base) }
+
+    var alice: PasswdEntry { PasswdEntry(name: "alice", uid: uid, gid: webGID, gecos: "", home: "\(base)/home", shell: "/bin/bash") }
+
+    func accounts(_ users: [PasswdEntry]) -> FakeAccounts {
+        FakeAccounts(users: users, groups: [GroupEntry(name: "hydra", gid: 5000, members: users.map(\.name)),
+                                            GroupEntry(name: "www-data", gid: webGID, members: [])])
+    }
+
+    func front(_ helpers: FakeHelpers, users: [PasswdEntry] = [], minimumMemory: String = "") throws -> Front {
+        let config = try HydraConfig.parse("""
+            [site]
+            public_url = "http://localhost"
+            [accounts]
+            uid_min = 1000
+            [server]
+            runtime_dir = "\(runtime)"
+            runtime_dir_size = ""
+            start_min_available_memory = "\(minimumMemory)"
+            max_concurrent_starts = 1
+            [limits]
+            supervisor = "detached"
+            """, path: "hydra.toml")
+        return Front(config: config, logger: Logger(label: "test"), helpers: helpers, accounts: accounts(users))
+    }
+
+    /// The runtime directory addldapuser would have left for `alice`.
+    func readyRuntimeDirectory() {
+        let path = "\(runtime)/alice"
+        mkdir(path, 0o700)
+        chown(path, uid, webGID)
+        chmod(path, 0o2750)
+    }
+
+    func visit(_ front: Front, as user: String = "alice", query: String = "") -> (status: Int, page: String, headers: [String: String]) {
+        let response = front.handle(FrontRequest(parameters: ["REQUEST_URI": query.isEmpty ? "/" : "/?\(query)", "QUERY_STRING": query,
+                                                              "REQUEST_METHOD": "GET", "REMOTE_USER": user]))
+        var headers: [String: String] = [:]
+        for (name, value) in response.headers { headers[name, default: ""] += value + "\n" }
+        return (response.status, String(decoding: response.body, as: UTF8.self), headers)
+    }
+
+    @Test func loggedOutGetsItsPageAndForgetsTheShortcuts() throws {
+        let helpers = FakeHelpers()
+        let answer = visit(try front(helpers), query: "logged_out=1")
+        #expect(answer.status == 200 && answer.page.contains("You are logged out"))
+        #expect(answer.headers["Set-Cookie"]?.contains("hydra-recent=; ") == true)
+        #expect(helpers.calls.isEmpty)
+    }
+
+    @Test func aDeniedNameIsRefusedWithoutAnyHelper() throws {
+        let helpers = FakeHelpers()
+        let answer = visit(try front(helpers), as: "root")
+        #expect(answer.status == 403 && answer.page.contains("not available for this account"))
+        #expect(helpers.calls.isEmpty)
+    }
+
+    @Test func anExistingSystemAccountIsRefusedWithoutAnyHelper() throws {
+        let helpers = FakeHelpers()
+        let system = PasswdEntry(name: "backup", uid: 34, gid: 34, gecos: "", home: "/var/backups", shell: "/usr/sbin/nologin")
+        #expect(visit(try front(helpers, users: [system]), as: "backup").status == 403)
+        #expect(helpers.calls.isEmpty)
+    }
+
+    @Test func aFirstVisitCreatesTheAccountStartsTheServerAndLogsIn() throws {
+        let helpers = FakeHelpers(start: .started(token: String(repeating: "7", count: 64)))
+        let answer = visit(try front(helpers))
+        #expect(helpers.calls == ["addldapuser alice", "start alice"])
+        #expect(answer.status == 200 && answer.page.contains(#"name="password" value="\#(String(repeating: "7", count: 64))""#))
+        #expect(answer.page.contains(#"action="/user/alice/login?next="#))
+        #expect(answer.headers["Set-Cookie"]?.contains("hydra-recent=1; ") == true)
+    }
+
+    @Test func aReadyAccountOnlyStartsTheServer() throws {
+        readyRuntimeDirectory()
+        let helpers = FakeHelpers()
+        #expect(visit(try front(helpers, users: [alice])).status == 200)
+        #expect(helpers.calls == ["start alice"])
+    }
+
+    @Test(arguments: [(HydraSystem.ExitStatus.refused, 403), (.invalidName, 403), (.ldapUnavailable, 503), (.temporaryFailure, 503),
+                      (.homeFull, 507), (.internalError, 500), (.systemError, 500)])
+    func whenAddLDAPUserFailsThePersonGetsAPageForWhy(_ failure: (HydraSystem.ExitStatus, Int)) throws {
+        let helpers = FakeHelpers(addLDAPUser: .exit(failure.0, json: #"{"error":"xyzzy: the helper said so"}"#))
+        let answer = visit(try front(helpers))
+        #expect(answer.status == failure.1)
+        #expect(helpers.calls == ["addldapuser alice"])
+        #expect(!answer.page.contains("xyzzy"))  // a helper's message is for the admin's log
+        if failure.1 == 503 { #expect(answer.headers["Retry-After"] != nil) }
+    }
+
+    @Test(arguments: [(HydraSystem.ExitStatus.refused, 403), (.homeFull, 507), (.temporaryFailure, 503), (.internalError, 500)])
+    func whenTheStartFailsThePersonGetsAPageForWhy(_ failure: (HydraSystem.ExitStatus, Int)) throws {
+        readyRuntimeDirectory()
+        let helpers = FakeHelpers(start: .exit(failure.0, json: #"{"error":"xyzzy: the helper said so"}"#))
+        #expect(visit(try front(helpers, users: [alice])).status == failure.1)
+        #expect(helpers.calls == ["start alice"])
+    }
+
+    @Test func aStartWithoutAUsableTokenIsAnIncident() throws {
+        readyRuntimeDirectory()
+        let helpers = FakeHelpers(start: .exit(.done, json: #"{"token":"short","outcome":"started","socket":"x","sync":[]}"#))
+        let answer = visit(try front(helpers, users: [alice]))
+        #expect(answer.status == 500 && answer.page.contains("incident"))
+    }
+
+    @Test func aStartTheFrontStopsWaitingForShowsTheStartingPage() throws {
+        readyRuntimeDirectory()
+        let helpers = FakeHelpers(start: HelperCalls.Outcome(status: -1, output: [], abandoned: true))
+        let answer = visit(try front(helpers, users: [alice]))
+        #expect(answer.status == 200 && answer.page.contains("Starting your notebook server") && answer.headers["Refresh"] != nil)
+    }
+
+    /// A visit while the test holds one of the front's locks: the starting page, no helper.
+    func visitWhileHolding(_ lock: (Front) throws -> FileLock?, says text: String) throws {
+        readyRuntimeDirectory()
+        let helpers = FakeHelpers()
+        let front = try front(helpers, users: [alice])
+        let held = try #require(try lock(front))
+        let answer = visit(front)
+        withExtendedLifetime(held) {}
+        #expect(answer.status == 200 && answer.page.contains(text) && answer.headers["Refresh"] != nil)
+        #expect(helpers.calls.isEmpty)
+    }
+
+    @Test func anotherRequestOfThePersonUnderWayGetsTheStartingPageAndNoHelper() throws {
+        try visitWhileHolding({ try $0.gate.userTurn(try UserName("alice")) }, says: "Your notebook server is starting")
+    }
+
+    @Test func everyStartSlotTakenGetsTheStartingPage() throws {
+        try visitWhileHolding({ try $0.gate.startSlot() }, says: "Many notebook servers are starting")
+    }
+
+    @Test func noMemoryForAnotherServerGetsTheNoRoomPageAndStartsNothing() throws {
+        readyRuntimeDirectory()
+        let helpers = FakeHelpers()
+        let answer = visit(try front(helpers, users: [alice], minimumMemory: "1T"))
+        #expect(answer.status == 503 && answer.page.contains("No room for another notebook server"))
+        #expect(answer.headers["Retry-After"] != nil)
+        #expect(helpers.calls.isEmpty)
+    }
+}

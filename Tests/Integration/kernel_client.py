@@ -1,0 +1,47 @@
+"""The Jupyter kernel protocol as a notebook tab speaks it over the channels websocket: one
+`execute_request` and its answer. Shared by kernel_roundtrip.py (the tests) and scripts/bench.py.
+Needs only tornado's websocket connection (present in the Jupyter and JupyterHub venvs)."""
+import asyncio
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+
+
+def execute_request(code, user="hydra-test"):
+    """(message id, the execute_request message as text) for the channels websocket."""
+    msg_id = uuid.uuid4().hex
+    return msg_id, json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user, "session": uuid.uuid4().hex,
+                   "version": "5.3", "date": datetime.now(timezone.utc).isoformat()},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}})
+
+
+async def run_code(connection, code, user="hydra-test", timeout=30):
+    """Executes `code` on the kernel behind `connection`. Returns (its result's text/plain, or
+    "ERROR <name>", or None when it printed no result; milliseconds until both the shell's
+    execute_reply and the kernel's return to idle arrived; iopub keeps its order, so the result
+    is in by then). Raises ConnectionError when the websocket closes first."""
+    msg_id, message = execute_request(code, user)
+    started = time.perf_counter()
+    connection.write_message(message)
+    result, replied, idle = None, False, False
+    while not (replied and idle):
+        raw = await asyncio.wait_for(connection.read_message(), timeout)
+        if raw is None:
+            raise ConnectionError("websocket closed")
+        answer = json.loads(raw)
+        if answer.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind = answer["header"]["msg_type"]
+        if kind == "execute_result":
+            result = answer["content"]["data"]["text/plain"]
+        elif kind == "error":
+            result = "ERROR " + answer["content"]["ename"]
+        elif kind == "execute_reply":
+            replied = True
+        elif kind == "status" and answer["content"]["execution_state"] == "idle":
+            idle = True
+    return result, (time.perf_counter() - started) * 1000
