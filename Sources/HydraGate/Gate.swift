@@ -59,7 +59,7 @@ package final class Gate: Sendable {
     }
 
     /// A connection to the person's own server, or why there is none.
-    func connect(_ person: UserName) -> Result<Int32, ServerSocket.Refusal> {
+    func connect(_ person: UserName) -> Result<Descriptor, ServerSocket.Refusal> {
         guard let account = UserDatabase.user(named: person.value) else { return .failure(.absent) }
         let runtime = RuntimeDirectory(config: config)
         guard runtime.isReady(for: person, uid: account.uid, webGID: webGroupID),
@@ -160,21 +160,20 @@ final class ApacheSide: ChannelInboundHandler {
             // A browser goes to the front, which starts a server (replacing whatever was
             // planted); an API call hears that there is no server to answer it.
             answer(head.isPageVisit ? .toFront(target: head.target) : refusal.meansNoServer ? .notRunning : .badGateway, context: context)
-        case .success(let descriptor):
-            splice(descriptor, head: head, kind: kind, context: context)
+        case .success(let connection):
+            splice(connection, head: head, kind: kind, context: context)
         }
     }
 
     /// Joins Apache's connection and the server's; the server's side is watched for silence.
-    private func splice(_ descriptor: Int32, head: RequestHead, kind: Admission.Kind, context: ChannelHandlerContext) {
+    private func splice(_ connection: Descriptor, head: RequestHead, kind: Admission.Kind, context: ChannelHandlerContext) {
         state = .connecting
         let (apacheEnd, serverEnd) = Splice.pair()
         do {
             try context.pipeline.syncOperations.addHandler(apacheEnd, position: .after(self))
         } catch {
-            FileSystem.close(descriptor)
             context.close(promise: nil)
-            return
+            return  // `connection` closes itself
         }
         let seconds = kind == .websocket ? gate.config.gate.websocketIdleTimeoutSeconds : gate.config.gate.responseTimeoutSeconds
         let watch = ServerWatch { [self] answered in
@@ -195,7 +194,7 @@ final class ApacheSide: ChannelInboundHandler {
                     try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: .seconds(Int64(seconds))), watch, serverEnd])
                 }
             }
-            .withConnectedSocket(descriptor)
+            .withConnectedSocket(connection.release())  // NIO's channel owns and closes it now
             .assumeIsolated()
             .whenComplete { [self] result in
                 switch result {

@@ -53,9 +53,6 @@ package enum FileSystem {
             throw SystemError("mounting a tmpfs on", directory.path)
         }
     }
-
-    /// Closes a descriptor handed out by a call of this layer.
-    package static func close(_ descriptor: Int32) { _ = Glibc.close(descriptor) }
 }
 
 /// The process's standard output, written whole (a short write is continued).

@@ -38,8 +38,8 @@ package enum OwnedSocket {
     }
 
     /// A connected, non-blocking, close-on-exec descriptor to the listener of `ownerUID` on
-    /// `name` in `directory`. The caller closes it (FileSystem.close) or hands it on.
-    package static func connect(in directory: DirectoryHandle, name: String, ownerUID: UInt32) -> Result<Int32, Refusal> {
+    /// `name` in `directory`; it closes itself unless handed on with `release()`.
+    package static func connect(in directory: DirectoryHandle, name: String, ownerUID: UInt32) -> Result<Descriptor, Refusal> {
         let node = openat(directory.fd, name, hydra_open_path_flag | O_NOFOLLOW | O_CLOEXEC)
         guard node >= 0 else { return .failure(errno == ENOENT ? .absent : .failed(.current)) }
         defer { close(node) }
@@ -81,15 +81,16 @@ package enum OwnedSocket {
             close(fd)
             return .failure(.foreignListener(uid: peerUID))
         }
-        return .success(fd)
+        return .success(Descriptor(fd))
     }
 
     /// Sends `request` to the owner's listener and returns what it answers until it closes the
     /// connection (at most `limit` bytes; each send and receive waits at most `timeoutSeconds`).
     package static func exchange(in directory: DirectoryHandle, name: String, ownerUID: UInt32, request: [UInt8],
                                  timeoutSeconds: Double, limit: Int = 1 << 20) -> [UInt8]? {
-        guard case .success(let fd) = connect(in: directory, name: name, ownerUID: ownerUID) else { return nil }
-        defer { close(fd) }
+        guard case .success(let connection) = connect(in: directory, name: name, ownerUID: ownerUID) else { return nil }
+        let fd = connection.rawValue
+        defer { withExtendedLifetime(connection) {} }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         var timeout = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - Double(Int(timeoutSeconds))) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -105,5 +106,26 @@ package enum OwnedSocket {
             response += buffer[0..<count]
         }
         return response
+    }
+}
+
+/// An open descriptor that closes itself when the last reference goes, unless it was handed on
+/// (to an event loop that closes it then) with `release()`.
+package final class Descriptor: @unchecked Sendable {
+    private var descriptor: Int32
+
+    package init(_ descriptor: Int32) { self.descriptor = descriptor }
+
+    /// The descriptor, still owned by this value (-1 after `release()`).
+    package var rawValue: Int32 { descriptor }
+
+    /// Hands the descriptor on: from now on its new owner closes it.
+    package func release() -> Int32 {
+        defer { descriptor = -1 }
+        return descriptor
+    }
+
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
     }
 }

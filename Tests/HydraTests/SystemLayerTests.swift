@@ -123,6 +123,40 @@ struct SystemLayerTests {
         #expect((FileSystem.availableBytes(at: scratch.path) ?? 0) > 0)
     }
 
+    @Test("a descriptor closes itself when its value goes, unless it was handed on")
+    func descriptorsCloseThemselves() throws {
+        // The write end of a pipe, wrapped: the read end sees end-of-file once it is closed.
+        func pipeEnds() -> (read: Int32, write: Int32) {
+            var ends: [Int32] = [-1, -1]
+            precondition(pipe(&ends) == 0)
+            _ = fcntl(ends[0], F_SETFL, O_NONBLOCK)
+            return (ends[0], ends[1])
+        }
+        func readEnd(_ fd: Int32) -> Int {
+            var byte: UInt8 = 0
+            return read(fd, &byte, 1)
+        }
+        let first = pipeEnds()
+        do {
+            let descriptor = Descriptor(first.write)
+            #expect(descriptor.rawValue == first.write)
+            #expect(readEnd(first.read) == -1 && errno == EAGAIN)  // open: nothing to read yet
+        }
+        #expect(readEnd(first.read) == 0)  // closed with the value
+        close(first.read)
+
+        let second = pipeEnds()
+        do {
+            let descriptor = Descriptor(second.write)
+            #expect(descriptor.release() == second.write)
+            #expect(descriptor.rawValue == -1)
+        }
+        #expect(readEnd(second.read) == -1 && errno == EAGAIN)  // handed on: still open
+        close(second.write)
+        #expect(readEnd(second.read) == 0)
+        close(second.read)
+    }
+
     private func currentMask() -> UInt32 {
         let mask = umask(0o022)
         umask(mask)

@@ -5,8 +5,9 @@
    declared in another folder depends on it, and the folders' dependencies must form no cycle;
 2. system calls only in the system layer (Sources/HydraSystem, Sources/HydraFastCGI): nothing
    else imports Glibc, nor all of Foundation (which re-exports Glibc on Linux): the other
-   layers import FoundationEssentials, so the compiler refuses a raw call there. (SwiftNIO
-   re-exports Glibc as well: in HydraGate this check sees only the imports.)
+   layers import FoundationEssentials, so the compiler refuses a raw call there. SwiftNIO
+   re-exports Glibc, so in HydraGate the compiler would let one through: there the check looks
+   for the calls themselves (a free function of the C library, errno, `Glibc.`).
 
 Prints each problem and exits 1 when there is one; prints the layers it found otherwise.
 `--self-test` first shows that it catches a planted cycle and a planted import.
@@ -18,13 +19,19 @@ import tempfile
 
 SOURCES = pathlib.Path(__file__).resolve().parents[2] / "Sources"
 SYSTEM_LAYER = {"HydraSystem", "HydraFastCGI"}
+# Raw C calls as they would appear outside the system layer: not a method (no "." before them),
+# not a declaration, and no argument label (hydra's own functions of those names take labels).
+RAW_CALL = re.compile(r"(?<![.\w])(?<!func )(?:Glibc\.\w+|errno\b(?!\s*:)|(?:open|openat|close|read|write|unlink|unlinkat|rename|renameat|"
+                      r"stat|lstat|fstat|fstatat|mkdir|mkdirat|chmod|fchmod|chown|fchown|kill|waitpid|umask|statvfs|"
+                      r"socket|connect|bind|listen|accept|setsockopt|getsockopt|fcntl|usleep|sleep|strerror|getuid|"
+                      r"geteuid|getpid|setrlimit|getrlimit|mount|symlinkat|access|pipe)\s*\((?!\s*\w+\s*:))")
 SYSTEM_IMPORT = re.compile(r"^\s*(?:@_exported\s+)?import\s+(Glibc|Foundation)\s*$", re.M)
 # A type declared at the top level of a file (nested types, such as the many CodingKeys, are
 # their enclosing type's and are reached through it).
 DECLARATION = re.compile(r"^(?:(?:public|package|internal|private|fileprivate|final|indirect)\s+)*"
                          r"(?:struct|class|enum|protocol|actor|typealias)\s+([A-Z][A-Za-z0-9_]*)", re.M)
 COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
-STRING = re.compile(r'"(?:\\.|[^"\\\n])*"')
+STRING = re.compile(r'"""(?:.|\n)*?"""|"(?:\\.|[^"\\\n])*"')
 
 
 def code_of(path):
@@ -82,6 +89,12 @@ def problems_in(sources, show=print):
                 for module in SYSTEM_IMPORT.findall(path.read_text()):
                     problems.append(f"{path.relative_to(sources.parent)} imports {module}: system calls belong in "
                                     "Sources/HydraSystem (import FoundationEssentials for Data, JSON and dates)")
+                # Only where an import lets the C library in anyway (SwiftNIO re-exports Glibc).
+                lines = code_of(path).splitlines() if re.search(r"^import NIO", path.read_text(), re.M) else []
+                for number, line in enumerate(lines, 1):
+                    if call := RAW_CALL.search(line):
+                        problems.append(f"{path.relative_to(sources.parent)}:{number} calls {call.group(0).rstrip('(').strip()} "
+                                        "directly: wrap it in Sources/HydraSystem")
     return problems
 
 
@@ -93,6 +106,7 @@ def self_test():
             "Core/A/Alpha.swift": "package struct Alpha { let b: Beta }\n",
             "Core/B/Beta.swift": "package struct Beta { let a: [Alpha] }\n",
             "Core/C/Gamma.swift": "import Foundation\nstruct Gamma {}\n",
+            "Gate/Splice.swift": "import NIOCore\nfunc end(_ fd: Int32) { handle.close(); close(fd) }\n",
             "HydraSystem/Raw.swift": "import Glibc\nstruct Raw {}\n",
         }.items():
             (sources / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +114,8 @@ def self_test():
         found = problems_in(sources, show=lambda _: None)
     expected = ["Core: folders depend on each other: A -> B -> A",
                 "Sources/Core/C/Gamma.swift imports Foundation: system calls belong in Sources/HydraSystem "
-                "(import FoundationEssentials for Data, JSON and dates)"]
+                "(import FoundationEssentials for Data, JSON and dates)",
+                "Sources/Gate/Splice.swift:2 calls close directly: wrap it in Sources/HydraSystem"]
     if found != expected:
         print("layering self-test: expected", expected, "got", found)
         return False

@@ -10,14 +10,14 @@ package enum ServerSocket {
 
     /// A connected, non-blocking, close-on-exec descriptor to the server of `ownerUID`, whose
     /// socket is `name` (normally `fileName`) in `directory`.
-    package static func connect(in directory: DirectoryHandle, name: String = fileName, ownerUID: UInt32) -> Result<Int32, Refusal> {
+    package static func connect(in directory: DirectoryHandle, name: String = fileName, ownerUID: UInt32) -> Result<Descriptor, Refusal> {
         OwnedSocket.connect(in: directory, name: name, ownerUID: ownerUID)
     }
 
     /// True when the person's own server accepts connections there (no request is sent).
     package static func isListening(in directory: DirectoryHandle, name: String = fileName, ownerUID: UInt32) -> Bool {
-        guard case .success(let fd) = connect(in: directory, name: name, ownerUID: ownerUID) else { return false }
-        FileSystem.close(fd)
+        // The connection closes itself: nothing is sent.
+        guard case .success = connect(in: directory, name: name, ownerUID: ownerUID) else { return false }
         return true
     }
 
