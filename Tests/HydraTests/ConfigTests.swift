@@ -108,4 +108,34 @@ struct ExitStatusTests {
         #expect(Set(ExitStatus.allCases.map(\.rawValue)).count == ExitStatus.allCases.count)
         #expect(ExitStatus.allCases.allSatisfy { !$0.summary.isEmpty })
     }
+
+    /// The statuses the front turns into pages (and admins' scripts read): an account that is
+    /// not ready is refused (77, "run addldapuser"), a busy or slow server is worth a retry
+    /// (75), a broken start is a system error (71).
+    @Test("each cause of a failed start has the status the front and the README promise",
+          arguments: [
+              (ServerFailure.runsAsRoot, HydraSystem.ExitStatus.refused),
+              (.unknownUID(4242), .refused),
+              (.notInGroup(try! UserName("ann"), group: "hydra"), .refused),
+              (.runtimeDirectoryNotReady(path: "/run/hydra/ann", person: try! UserName("ann"), webGroup: "www-data"), .refused),
+              (.lockTaken(path: "/run/hydra/ann/lock", seconds: 60, person: try! UserName("ann")), .temporaryFailure),
+              (.tooManyProcesses(try! UserName("ann"), tasksMax: 150), .temporaryFailure),
+              (.userManagerNotRunning(try! UserName("ann"), bus: "/run/user/70001/bus"), .temporaryFailure),
+              (.startTimedOut(seconds: 60, logTail: ""), .temporaryFailure),
+              (.homeFull(try! UserName("ann"), home: "/home/ann", availableKiB: 12), .homeFull),
+              (.systemdRunFailed(unit: "hydra-jupyter-ann.service", error: "x"), .systemError),
+              (.noMainProcess(unit: "hydra-jupyter-ann.service", logTail: ""), .systemError),
+              (.exitedDuringStartup(exitStatus: 1, logTail: ""), .systemError),
+          ])
+    func serverFailures(failure: ServerFailure, status: HydraSystem.ExitStatus) {
+        #expect(failure.exitStatus == status)
+        #expect(!failure.description.isEmpty)
+    }
+
+    @Test("a child's end reads as a shell says it, never as a raw wait status")
+    func exitedDuringStartupSaysHow() {
+        #expect(ServerFailure.exitedDuringStartup(exitStatus: 137, logTail: "killed").description
+                == "the notebook server exited during start-up (exit status 137); its log ends:\nkilled")
+        #expect(ServerFailure.exitedDuringStartup(exitStatus: nil, logTail: "").description.contains("(it is gone)"))
+    }
 }

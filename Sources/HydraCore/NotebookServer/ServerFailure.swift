@@ -18,8 +18,9 @@ package enum ServerFailure: HydraError, Equatable {
 
     package var exitStatus: ExitStatus {
         switch self {
-        case .runsAsRoot, .unknownUID, .notInGroup: .refused
-        case .runtimeDirectoryNotReady, .systemdRunFailed, .noMainProcess, .exitedDuringStartup: .systemError
+        // addldapuser has not made this account ready (or someone changed its runtime dir).
+        case .runsAsRoot, .unknownUID, .notInGroup, .runtimeDirectoryNotReady: .refused
+        case .systemdRunFailed, .noMainProcess, .exitedDuringStartup: .systemError
         case .lockTaken, .tooManyProcesses, .userManagerNotRunning, .startTimedOut: .temporaryFailure
         case .homeFull: .homeFull
         }
