@@ -19,11 +19,11 @@ package final class DirectoryHandle {
     /// Opens an absolute path from `/`, refusing a symlink at any component.
     /// With `createMode`, missing components are created with that mode.
     package static func open(_ path: String, createMode: mode_t? = nil) throws(SystemError) -> DirectoryHandle {
-        guard path.hasPrefix("/") else { throw SystemError("opening", path, errno: Errno(EINVAL)) }
+        guard path.hasPrefix("/") else { throw SystemError("opening", path, errno: .invalidArgument) }
         var current = DirectoryHandle(fd: Glibc.open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), path: "/")
         guard current.fd >= 0 else { throw SystemError("opening", "/") }
         for part in path.split(separator: "/").map(String.init) {
-            guard part != "..", part != "." else { throw SystemError("opening", path, errno: Errno(EINVAL)) }
+            guard part != "..", part != "." else { throw SystemError("opening", path, errno: .invalidArgument) }
             current = try current.subdirectory(part, createMode: createMode)
         }
         return current
@@ -55,7 +55,7 @@ package final class DirectoryHandle {
     package func descend(_ relativePath: String, createMode: mode_t? = nil) throws(SystemError) -> DirectoryHandle {
         var current = self
         for part in relativePath.split(separator: "/").map(String.init) {
-            guard part != "..", part != "." else { throw SystemError("opening", relativePath, errno: Errno(EINVAL)) }
+            guard part != "..", part != "." else { throw SystemError("opening", relativePath, errno: .invalidArgument) }
             current = try current.subdirectory(part, createMode: createMode)
         }
         return current
@@ -116,11 +116,10 @@ package final class DirectoryHandle {
             }
         }
         defer { close(file) }
-        var info = stat()
-        guard fstat(file, &info) == 0 else { throw SystemError("stat", "\(path)/\(name)") }
-        guard info.st_mode & S_IFMT == S_IFREG else { return .other }
-        guard Int(info.st_size) <= maxBytes else { throw SystemError("reading", "\(path)/\(name)", errno: Errno(EFBIG)) }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        let info = try FileStatus.of(descriptor: file, name: "\(path)/\(name)")
+        guard info.kind == .regular else { return .other }
+        guard info.size <= maxBytes else { throw SystemError("reading", "\(path)/\(name)", errno: Errno(EFBIG)) }
+        var bytes = [UInt8](repeating: 0, count: info.size)
         var offset = 0
         while offset < bytes.count {
             let count = retryingInterrupted { bytes.withUnsafeMutableBytes { Glibc.read(file, $0.baseAddress! + offset, $0.count - offset) } }

@@ -13,13 +13,9 @@ package struct Errno: Equatable, Hashable, Sendable, CustomStringConvertible {
 
     package static let notPermitted = Errno(EPERM)
     package static let noSuchFile = Errno(ENOENT)
-    package static let noSuchProcess = Errno(ESRCH)
-    package static let interrupted = Errno(EINTR)
     package static let ioError = Errno(EIO)
     package static let wouldBlock = Errno(EAGAIN)
-    package static let exists = Errno(EEXIST)
     package static let invalidArgument = Errno(EINVAL)
-    package static let connectionRefused = Errno(ECONNREFUSED)
 
     package var description: String { String(cString: strerror(rawValue)) }
 }

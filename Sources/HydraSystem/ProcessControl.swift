@@ -58,7 +58,6 @@ package enum ProcessControl {
 
     package static var realUserID: UInt32 { getuid() }
     package static var effectiveUserID: UInt32 { geteuid() }
-    package static var id: Int32 { getpid() }
 
     /// The memory page size, for turning /proc page counts into bytes.
     package static var pageSize: Int { Int(sysconf(Int32(_SC_PAGESIZE))) }

@@ -33,10 +33,11 @@ package enum TrustedFile {
         let file = openat(directory, parts.last!, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard file >= 0 else { throw failure(for: errno, at: parts.last!) }
         defer { close(file) }
-        var info = stat()
-        guard fstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw .untrusted("not a regular file") }
+        guard let info = try? FileStatus.of(descriptor: file, name: path), info.kind == .regular else {
+            throw .untrusted("not a regular file")
+        }
         try check(file, name: path, secret: secret)
-        guard Int(info.st_size) <= maxBytes else { throw .unreadable("larger than \(maxBytes) bytes") }
+        guard info.size <= maxBytes else { throw .unreadable("larger than \(maxBytes) bytes") }
 
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
