@@ -8,7 +8,7 @@
 //                 (with the C modules); HydraFastCGI, the FastCGI loop, beside it
 //   HydraCore     configuration, names, LDAP, accounts, courses, homes, the notebook server
 //   HydraFront    the FastCGI front: routing, the visit, pages
-//   HydraGate     hydra-gate (the only user of SwiftNIO)
+//   HydraGate     hydra-gate (the only user of SwiftNIO), and the site's metrics
 import PackageDescription
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The C libraries, each wrapped once and imported by one layer only.
@@ -45,7 +47,9 @@ let package = Package(
                                                    .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "HydraGate", dependencies: ["HydraFront", "HydraCore", "HydraSystem", logging,
                                                   .product(name: "NIOCore", package: "swift-nio"),
-                                                  .product(name: "NIOPosix", package: "swift-nio")]),
+                                                  .product(name: "NIOPosix", package: "swift-nio"),
+                                                  .product(name: "CoreMetrics", package: "swift-metrics"),
+                                                  .product(name: "Prometheus", package: "swift-prometheus")]),
 
         .executableTarget(name: "hydra-cgi", dependencies: ["HydraFront", "HydraCore", "HydraSystem", argumentParser]),
         .executableTarget(name: "hydra-gate", dependencies: ["HydraGate", "HydraCore", "HydraSystem", argumentParser]),

@@ -18,10 +18,11 @@ int hydra_spawn_add_chdir(posix_spawn_file_actions_t *actions, const char *path)
 const short hydra_spawn_setsid_flag = POSIX_SPAWN_SETSID;
 const int hydra_open_path_flag = O_PATH;
 
-int hydra_peer_uid(int fd, uid_t *uid) {
+int hydra_peer_credentials(int fd, uid_t *uid, pid_t *pid) {
     struct ucred peer;
     socklen_t length = sizeof peer;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &length) != 0) return -1;
     *uid = peer.uid;
+    *pid = peer.pid;
     return 0;
 }

@@ -17,6 +17,9 @@ package struct Front: Sendable {
     package let accounts: any AccountDatabase
     package let gate: StartGate
     package let policy: AccountPolicy
+    /// Where the site's metrics go (hydra-gate keeps them).
+    package let link: GateLink
+    package let incidents: IncidentLog
 
     package init(config: HydraConfig, logger: Logger, helpers: (any HelperRunning)? = nil, accounts: any AccountDatabase = SystemAccounts()) {
         self.config = config
@@ -25,6 +28,8 @@ package struct Front: Sendable {
         self.accounts = accounts
         self.gate = StartGate(config: config)
         self.policy = AccountPolicy(config: config, database: accounts)
+        self.link = GateLink(config: config)
+        self.incidents = IncidentLog(config: config)
     }
 
     package func handle(_ request: FrontRequest) -> FrontResponse {
@@ -35,11 +40,26 @@ package struct Front: Sendable {
             return withUser(request) { name, remoteUser in
                 page(200, "whoami", title: "hydra: \(name)", values: ["name": name.value, "remoteUser": remoteUser])
             }
+        case "/hydra/admin":
+            guard request.method == "GET" || request.method == "HEAD" else { return page(405, "not-found", title: "Not allowed") }
+            return withAdmin(request) { admin in adminPage(request, admin: admin) }
+        case "/hydra/admin/stop":
+            guard request.method == "POST" else { return page(405, "not-found", title: "Not allowed") }
+            return withAdmin(request) { admin in adminStop(request, admin: admin) }
+        case "/hydra/metrics":
+            return metricsPage(request)
         case "/":
             guard request.method == "GET" || request.method == "HEAD" else {
                 return page(405, "not-found", title: "Not allowed")
             }
-            return withUser(request) { name, _ in visit(request, name: name) }
+            var response = withUser(request) { name, _ in visit(request, name: name) }
+            // Counted after the answer: the metrics cost the visit nothing.
+            let (link, outcome, then) = (link, response.outcome ?? "status \(response.status)", response.afterwards)
+            response.afterwards = {
+                link.send(.visit(outcome: outcome))
+                then?()
+            }
+            return response
         default:
             return page(404, "not-found", title: "Not found")
         }
@@ -78,6 +98,7 @@ package struct Front: Sendable {
             if let account { try policy.checkExisting(account, name: name) }
             if !isAccountReady(name, account: account) {
                 let outcome = try helpers.addLDAPUser(name)
+                noteProvisioning(outcome)
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
                 if let answer = outcome.decode(HelperCalls.ProvisionAnswer.self) {
                     // Repairs mean someone changed what addldapuser set up; the rest is routine
@@ -92,7 +113,7 @@ package struct Front: Sendable {
                 // Jupyter sends a browser whose login cookie it does not accept back here with
                 // `next`: that one always gets the auto-login page, so there is no loop.
                 let returning = request.cookie(Self.serverCookieName) == server.tag && request.queryValue("next") == nil
-                if var response = returning ? .redirect(next, extraHeaders: recentCookie(https: https))
+                if var response = returning ? .redirect(next, extraHeaders: recentCookie(https: https), outcome: "lab")
                     : server.token().map({ autoLogin(name, token: $0, serverTag: server.tag, next: next, https: https) }) {
                     response.afterwards = deferredSync(name)
                     logger.info("visit: running server\(returning ? ", sent to the lab" : "")", metadata: [
@@ -109,13 +130,14 @@ package struct Front: Sendable {
             if !listening {
                 if let page = noRoomPage(name) { return page }
                 guard let slot = try gate.startSlot() else {
+                    link.send(.startDeferred)
                     logger.info("start deferred: \(gate.slots) servers are starting", metadata: ["user": "\(name)"])
                     return startingPage(name, reason: "Many notebook servers are starting right now; yours is next.")
                 }
                 held.append(slot)
             }
             refreshMirrors()
-            let outcome = try withExtendedLifetime(held) { try helpers.startServer(name) }
+            let outcome = try withExtendedLifetime(held) { try runStart(name) }
             if outcome.abandoned {
                 logger.info("stopped waiting for the start (the front is exiting, or it took \(Int(HelperCalls.longestVisitWaitSeconds)) s); it goes on and the visit reloads",
                             metadata: ["user": "\(name)"])
@@ -125,7 +147,6 @@ package struct Front: Sendable {
             guard let answer = outcome.decode(HelperCalls.StartAnswer.self), answer.token.count >= 32 else {
                 return incident(name, "ipynb-launch start gave no usable answer: \(outcome.message)")
             }
-            logSyncErrors(answer, name: name)
             logger.info("visit: \(answer.outcome) server", metadata: [
                 "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))", "start_ms": "\(Int(outcome.seconds * 1000))"])
             return autoLogin(name, token: answer.token, serverTag: RunningServer.tag(in: runtime.path(for: name)), next: next, https: https)
@@ -163,10 +184,8 @@ package struct Front: Sendable {
             guard let turn = try? gate.userTurn(name, patience: Double(config.server.startTimeoutSeconds)) else { return }
             refreshMirrors()
             do {
-                let outcome = try withExtendedLifetime(turn) { try helpers.startServer(name) }
-                if let answer = outcome.decode(HelperCalls.StartAnswer.self) {
-                    logSyncErrors(answer, name: name)
-                } else if outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine {
+                let outcome = try withExtendedLifetime(turn) { try runStart(name) }
+                if outcome.decode(HelperCalls.StartAnswer.self) == nil, outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine {
                     logger.warning("sync after the visit: ipynb-launch start exited \(outcome.status): \(LogSafe.quote(outcome.message, limit: 400))",
                                    metadata: ["user": "\(name)"])
                 }
@@ -176,12 +195,32 @@ package struct Front: Sendable {
         }
     }
 
-    /// A course that could not be synced leaves the user's files as they were; the admin hears why.
-    func logSyncErrors(_ answer: HelperCalls.StartAnswer, name: UserName) {
+    /// `ipynb-launch start`, counted for the metrics. A course that could not be synced leaves
+    /// the user's files as they were; the admin hears why.
+    func runStart(_ name: UserName) throws -> HelperCalls.Outcome {
+        let outcome = try helpers.startServer(name)
+        guard !outcome.abandoned else { return outcome }
+        link.send(.helper(name: "ipynb-launch start", exitStatus: outcome.status))
+        guard let answer = outcome.decode(HelperCalls.StartAnswer.self) else {
+            link.send(.start(outcome: "failed", seconds: outcome.seconds))
+            return outcome
+        }
+        link.send(.start(outcome: answer.outcome.rawValue, seconds: outcome.seconds))
         for sync in answer.sync {
+            link.send(.courseSync(folder: sync.folder, ok: sync.error == nil))
             if let error = sync.error {
                 logger.warning("course folder \(LogSafe.quote(sync.folder)) not synced: \(LogSafe.quote(error, limit: 400))", metadata: ["user": "\(name)"])
             }
+        }
+        return outcome
+    }
+
+    /// addldapuser's run, counted for the metrics: its exit, a new account, a directory down.
+    func noteProvisioning(_ outcome: HelperCalls.Outcome) {
+        link.send(.helper(name: "addldapuser", exitStatus: outcome.status))
+        if outcome.exitStatus == .ldapUnavailable { link.send(.ldapUnavailable) }
+        if outcome.decode(HelperCalls.ProvisionAnswer.self)?.actions.contains(where: { $0.hasPrefix(AccountProvisioner.createAction) }) == true {
+            link.send(.accountCreated)
         }
     }
 
@@ -237,6 +276,7 @@ package struct Front: Sendable {
         let id = Secret.hexToken(byteCount: 4)
         // The detail may hold the end of the user's own server log: quoted, it cannot forge log lines.
         logger.error("incident \(id): \(LogSafe.quote(detail, limit: 2000))", metadata: ["user": "\(name)"])
+        incidents.record(.init(id: id, user: name.value, time: Date().timeIntervalSince1970, detail: String(detail.prefix(2000))))
         return page(500, "unavailable", title: "hydra is not available", values: ["incident": id])
     }
 
@@ -258,12 +298,14 @@ package struct Front: Sendable {
         let html = pages.render("autologin", title: "Opening your notebooks", values: [
             "action": action, "token": token, "xsrf": xsrf, "nonce": nonce])
         let xsrfCookie = "_xsrf=\(xsrf); Path=/user/\(name.value)/; SameSite=Strict" + (https ? "; Secure" : "")
-        return .html(200, html, extraHeaders: (serverTag.map { [("Set-Cookie", cookie(Self.serverCookieName, $0, https: https))] } ?? [])
+        var response = FrontResponse.html(200, html, extraHeaders: (serverTag.map { [("Set-Cookie", cookie(Self.serverCookieName, $0, https: https))] } ?? [])
                      + recentCookie(https: https) + [
             ("Set-Cookie", xsrfCookie),
             ("Content-Security-Policy", "default-src 'none'; script-src 'nonce-\(nonce)'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
             ("X-Frame-Options", "DENY"),
         ])
+        response.outcome = "autologin"
+        return response
     }
 
     /// The page for a start the machine has no memory for (below `server.start_min_available_memory`),
@@ -283,11 +325,7 @@ package struct Front: Sendable {
 
     func health() -> FrontResponse {
         let base = config.server.runtimeDir
-        let users = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
-        // Counted from the file system: health never connects to a socket a user controls.
-        let running = users.filter { name in
-            UserName.isWellFormed(name) && (try? FileStatus.ofEntry("\(base)/\(name)/\(ServerSocket.fileName)"))??.kind == .socket
-        }.count
+        let running = ServerCensus(config: config, accounts: accounts).socketOwners().count
         // hydra-gate runs as the web server's account too: its socket is the front's own.
         let gate = (try? DirectoryHandle.open("\(base)/\(RuntimeDirectory.gateDirectoryName)")).map {
             ServerSocket.isListening(in: $0, name: RuntimeDirectory.gateSocketName, ownerUID: ProcessControl.effectiveUserID)
@@ -296,8 +334,10 @@ package struct Front: Sendable {
     }
 
     func page(_ status: Int, _ template: String, title: String, values: [String: Any] = [:], extraHeaders: [(String, String)] = []) -> FrontResponse {
-        .html(status, pages.render(template, title: title, values: values),
-              extraHeaders: [("Content-Security-Policy", Pages.contentSecurityPolicy), ("X-Frame-Options", "DENY")] + extraHeaders)
+        var response = FrontResponse.html(status, pages.render(template, title: title, values: values),
+                                          extraHeaders: [("Content-Security-Policy", Pages.contentSecurityPolicy), ("X-Frame-Options", "DENY")] + extraHeaders)
+        response.outcome = template
+        return response
     }
 }
 

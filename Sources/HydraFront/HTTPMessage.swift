@@ -32,9 +32,22 @@ package struct FrontRequest: Sendable {
     }
 
     package func queryValue(_ key: String) -> String? {
+        Self.formValue(key, in: query, plusIsSpace: false)
+    }
+
+    /// A field of a form POSTed as application/x-www-form-urlencoded.
+    package func formValue(_ key: String) -> String? {
+        guard (parameters["CONTENT_TYPE"] ?? "").lowercased().hasPrefix("application/x-www-form-urlencoded") else { return nil }
+        return Self.formValue(key, in: String(decoding: body, as: UTF8.self), plusIsSpace: true)
+    }
+
+    private static func formValue(_ key: String, in query: String, plusIsSpace: Bool) -> String? {
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if parts.first.map(String.init) == key { return parts.count > 1 ? String(parts[1]).removingPercentEncoding : "" }
+            if parts.first.map(String.init) == key {
+                let value = parts.count > 1 ? String(parts[1]) : ""
+                return (plusIsSpace ? value.replacingOccurrences(of: "+", with: " ") : value).removingPercentEncoding
+            }
         }
         return nil
     }
@@ -47,6 +60,9 @@ package struct FrontResponse: Sendable {
     package var body: [UInt8]
     /// Work that must not delay the answer: run once the response is sent.
     package var afterwards: (@Sendable () -> Void)?
+    /// What the answer was, in a word, for the metrics: the page's template name, `lab` for a
+    /// browser sent to its lab.
+    package var outcome: String?
 
     package init(status: Int, headers: [(String, String)] = [], body: [UInt8] = [], afterwards: (@Sendable () -> Void)? = nil) {
         self.status = status
@@ -56,8 +72,10 @@ package struct FrontResponse: Sendable {
     }
 
     /// A redirect to a path of this site.
-    package static func redirect(_ location: String, extraHeaders: [(String, String)] = []) -> FrontResponse {
-        FrontResponse(status: 302, headers: [("Location", location), ("Cache-Control", "no-store")] + extraHeaders)
+    package static func redirect(_ location: String, status: Int = 302, extraHeaders: [(String, String)] = [], outcome: String? = nil) -> FrontResponse {
+        var response = FrontResponse(status: status, headers: [("Location", location), ("Cache-Control", "no-store")] + extraHeaders)
+        response.outcome = outcome
+        return response
     }
 
     package static func html(_ status: Int, _ page: String, extraHeaders: [(String, String)] = []) -> FrontResponse {
@@ -94,6 +112,7 @@ package struct FrontResponse: Sendable {
         case 302: "Found"
         case 303: "See Other"
         case 400: "Bad Request"
+        case 401: "Unauthorized"
         case 403: "Forbidden"
         case 404: "Not Found"
         case 405: "Method Not Allowed"

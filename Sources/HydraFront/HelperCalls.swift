@@ -10,6 +10,8 @@ package protocol HelperRunning: Sendable {
     func addLDAPUser(_ name: UserName) throws -> HelperCalls.Outcome
     /// `ipynb-launch start --json`, as the person.
     func startServer(_ name: UserName) throws -> HelperCalls.Outcome
+    /// `ipynb-launch stop --json`, as the person (an admin's Stop button).
+    func stopServer(_ name: UserName) throws -> HelperCalls.Outcome
 }
 
 /// How the front runs the privileged helpers: `sudo -n` with an argument vector, the minimal
@@ -89,6 +91,10 @@ package struct HelperCalls: HelperRunning {
         let giveUp = monotonicSeconds() + Self.longestVisitWaitSeconds
         return try sudo(["-u", name.value, "\(directory)/ipynb-launch", "start", "--json"], timeout: timeout,
                         abandonWhen: { FastCGI.isStopping || monotonicSeconds() > giveUp })
+    }
+
+    package func stopServer(_ name: UserName) throws -> Outcome {
+        try sudo(["-u", name.value, "\(directory)/ipynb-launch", "stop", "--json"], timeout: Double(config.server.startTimeoutSeconds))
     }
 
     /// How long a visit waits for a start: below mod_fcgid's FcgidIOTimeout (90 s in

@@ -33,7 +33,10 @@ package struct Pages: Sendable {
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>{{title}}</title>
         <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
-        h1{font-size:1.4rem}code{background:#f3f3f3;padding:0 .2em}.muted{color:#666}</style>
+        h1{font-size:1.4rem}code{background:#f3f3f3;padding:0 .2em}.muted{color:#666}
+        body:has(table){max-width:80rem}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+        th,td{text-align:left;padding:.25rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
+        .note{background:#eef7ee;padding:.5rem}.error{color:#a00}</style>
         </head><body>
         {{{content}}}
         </body></html>
@@ -115,6 +118,43 @@ package struct Pages: Sendable {
         "server-not-running": """
             <h1>Your notebook server is not running</h1>
             <p><a href="/">Start it and open your notebooks</a></p>
+            """,
+        "admin": """
+            <h1>Notebook servers on this site</h1>
+            <p class="muted">Signed in as {{admin}}. {{supervision}}</p>
+            {{#stopped}}<p class="note">The server of {{stopped}} was stopped. Their next visit starts a new one.</p>{{/stopped}}
+            {{#gateDown}}<p class="error">hydra-gate does not answer: last activity is unknown, and nobody can reach their server.</p>{{/gateDown}}
+            <h2>Running servers: {{serverCount}}</h2>
+            <table id="servers">
+            <tr><th>Person</th><th>Since</th><th>Memory</th><th>CPU time</th><th>Kernels</th><th>Last activity</th><th>Open websockets</th><th>Runs as</th><th></th></tr>
+            {{#servers}}<tr data-user="{{name}}"><td>{{name}}</td><td>{{since}}</td><td>{{memory}}</td><td>{{cpu}}</td><td>{{kernels}}</td>
+            <td>{{lastActivity}}</td><td>{{websockets}}</td><td>{{runsAs}}</td>
+            <td><form method="post" action="/hydra/admin/stop"><input type="hidden" name="user" value="{{name}}">
+            <input type="hidden" name="_xsrf" value="{{xsrf}}"><button type="submit" name="stop" value="{{name}}">Stop</button></form></td></tr>
+            {{/servers}}
+            </table>
+            <h2>Course mirrors</h2>
+            <table id="mirrors">
+            <tr><th>Folder</th><th>Repository</th><th>Branch</th><th>Last fetch</th><th>Last error</th></tr>
+            {{#mirrors}}<tr><td>{{folder}}</td><td><code>{{repo}}</code></td><td>{{branch}}</td><td>{{lastFetch}}</td><td class="error">{{lastError}}</td></tr>
+            {{/mirrors}}
+            </table>
+            <h2>Recent incidents</h2>
+            <table id="incidents">
+            <tr><th>Incident</th><th>When</th><th>Person</th><th>What happened</th></tr>
+            {{#incidents}}<tr><td><code>{{id}}</code></td><td>{{time}}</td><td>{{user}}</td><td>{{detail}}</td></tr>
+            {{/incidents}}
+            </table>
+            <p class="muted">Metrics for Prometheus: <a href="/hydra/metrics">/hydra/metrics</a>. The full story of an incident is in Apache's error log, under its id.</p>
+            """,
+        "not-admin": """
+            <h1>For administrators only</h1>
+            <p>The account {{name}} is not one of this site's hydra administrators.</p>
+            <p><a href="/">Go to your notebooks</a></p>
+            """,
+        "stale-form": """
+            <h1>This form has expired</h1>
+            <p>Nothing was changed. <a href="/hydra/admin">Open the admin page again</a> and repeat the action there.</p>
             """,
         "not-found": """
             <h1>Not found</h1>

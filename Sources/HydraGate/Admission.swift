@@ -1,6 +1,7 @@
 import HydraCore
 import HydraFront
 import HydraSystem
+import FoundationEssentials
 import Synchronization
 
 /// How many requests and websockets each person, and the whole site, have under way, against
@@ -38,6 +39,8 @@ package final class Admission: Sendable {
         var site = Usage()
         /// When each person's refusals were last logged, and how many were not logged since.
         var refusalLog: [String: (at: Double, unlogged: Int)] = [:]
+        /// When each person's last request or websocket was admitted or ended (wall clock).
+        var lastActivity: [String: Double] = [:]
     }
 
     private let settings: HydraConfig.Gate
@@ -59,6 +62,7 @@ package final class Admission: Sendable {
             if state.site[kind] >= siteLimit { return .siteLimit(siteLimit) }
             state.people[person.value, default: Usage()][kind] += 1
             state.site[kind] += 1
+            state.lastActivity[person.value] = Date().timeIntervalSince1970
             return nil
         }
     }
@@ -66,6 +70,7 @@ package final class Admission: Sendable {
     package func release(_ person: UserName, _ kind: Kind) {
         state.withLock { state in
             state.site[kind] -= 1
+            state.lastActivity[person.value] = Date().timeIntervalSince1970
             let left = state.people[person.value, default: Usage()][kind] - 1
             state.people[person.value]?[kind] = left
             if state.people[person.value] == Usage() { state.people[person.value] = nil }
@@ -74,6 +79,16 @@ package final class Admission: Sendable {
 
     package func usage(of person: UserName) -> Usage { state.withLock { $0.people[person.value] ?? Usage() } }
     package var siteUsage: Usage { state.withLock { $0.site } }
+
+    /// Everyone seen since the gate started: last activity and what is open now.
+    package func activity() -> [String: PersonActivity] {
+        state.withLock { state in
+            state.lastActivity.reduce(into: [:]) { result, entry in
+                let usage = state.people[entry.key] ?? Usage()
+                result[entry.key] = PersonActivity(lastActivity: entry.value, openWebsockets: usage.websockets, requestsUnderWay: usage.requests)
+            }
+        }
+    }
 
     /// Whether to log a refusal of this kind (e.g. "alice/admission") now: the first one, then
     /// at most one line every `interval` seconds with the number refused meanwhile (a flood must

@@ -18,7 +18,8 @@ import NIOPosix
 /// It holds no thread per connection (SwiftNIO), so a thousand open websockets cost it little.
 package final class Gate: Sendable {
     package let config: HydraConfig
-    let admission: Admission
+    package let admission: Admission
+    package let metrics: SiteMetrics
     let logger: Logger
     let webGroupID: UInt32
 
@@ -29,13 +30,16 @@ package final class Gate: Sendable {
         }
         self.config = config
         self.admission = Admission(settings: config.gate)
+        self.metrics = SiteMetrics(config: config, admission: admission)
         self.logger = logger
         self.webGroupID = webGroup.gid
     }
 
-    /// Serves on `socketPath` until the process ends.
+    /// Serves on `socketPath`, and the control socket beside it, until the process ends.
     package func run(socketPath: String, threads: Int) throws {
-        let server = try listen(on: socketPath, group: MultiThreadedEventLoopGroup(numberOfThreads: threads))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let server = try listen(on: socketPath, group: group)
+        _ = try listenForControl(on: Self.controlSocketPath(beside: socketPath), group: group)
         let limits = config.gate
         logger.info("""
             listening on \(socketPath); per person: \(limits.requestsPerPerson) requests, \(limits.websocketsPerPerson) websockets; \
@@ -53,6 +57,22 @@ package final class Gate: Sendable {
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ApacheSide(gate: self))
+                }
+            }
+            .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true).wait()
+    }
+
+    /// The control socket lives in the same folder as the socket Apache connects to.
+    package static func controlSocketPath(beside socketPath: String) -> String {
+        String(socketPath[..<(socketPath.lastIndex(of: "/") ?? socketPath.startIndex)]) + "/" + GateControl.socketName
+    }
+
+    /// The control channel on `socketPath` (`ControlConnection`).
+    package func listenForControl(on socketPath: String, group: EventLoopGroup) throws -> Channel {
+        try ServerBootstrap(group: group)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ControlConnection(gate: self))
                 }
             }
             .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true).wait()
@@ -142,6 +162,7 @@ final class ApacheSide: ChannelInboundHandler {
     private func route(_ head: RequestHead, context: ChannelHandlerContext) {
         let kind: Admission.Kind = head.isWebSocket ? .websocket : .request
         if let refusal = gate.admission.admit(head.person, kind) {
+            gate.metrics.recordRefusal(kind, refusal)
             gate.logRefusal(refusal, kind, head)
             switch refusal {
             case .personLimit(let limit): answer(.tooMany(kind, limit: limit, target: head.target), context: context)

@@ -40,6 +40,18 @@ package enum OwnedSocket {
     /// A connected, non-blocking, close-on-exec descriptor to the listener of `ownerUID` on
     /// `name` in `directory`; it closes itself unless handed on with `release()`.
     package static func connect(in directory: DirectoryHandle, name: String, ownerUID: UInt32) -> Result<Descriptor, Refusal> {
+        connectWithListener(in: directory, name: name, ownerUID: ownerUID).map(\.connection)
+    }
+
+    /// The process listening on the owner's socket (checked as `connect` checks it), or nil.
+    /// Nothing is sent; the connection is closed at once.
+    package static func listenerPID(in directory: DirectoryHandle, name: String, ownerUID: UInt32) -> Int32? {
+        guard case .success(let found) = connectWithListener(in: directory, name: name, ownerUID: ownerUID) else { return nil }
+        return found.listenerPID
+    }
+
+    private static func connectWithListener(in directory: DirectoryHandle, name: String,
+                                            ownerUID: UInt32) -> Result<(connection: Descriptor, listenerPID: Int32), Refusal> {
         let node = openat(directory.fd, name, hydra_open_path_flag | O_NOFOLLOW | O_CLOEXEC)
         guard node >= 0 else { return .failure(errno == ENOENT ? .absent : .failed(.current)) }
         defer { close(node) }
@@ -72,7 +84,8 @@ package enum OwnedSocket {
             }
         }
         var peerUID: uid_t = 0
-        guard hydra_peer_uid(fd, &peerUID) == 0 else {
+        var peerPID: pid_t = 0
+        guard hydra_peer_credentials(fd, &peerUID, &peerPID) == 0 else {
             let code = Errno.current
             close(fd)
             return .failure(.failed(code))
@@ -81,7 +94,7 @@ package enum OwnedSocket {
             close(fd)
             return .failure(.foreignListener(uid: peerUID))
         }
-        return .success(Descriptor(fd))
+        return .success((Descriptor(fd), peerPID))
     }
 
     /// Sends `request` to the owner's listener and returns what it answers until it closes the

@@ -61,6 +61,8 @@ package enum ProcessControl {
 
     /// The memory page size, for turning /proc page counts into bytes.
     package static var pageSize: Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
+    /// The unit of /proc's CPU times.
+    package static var clockTicksPerSecond: Int { Int(sysconf(Int32(_SC_CLK_TCK))) }
 
     package enum Limit: Sendable {
         /// RLIMIT_DATA: the data segment, i.e. what a process may allocate.

@@ -46,3 +46,69 @@ package enum ProcessTable {
         return total
     }
 }
+
+/// One process as /proc shows it: whose it is, its session, what it holds and has used.
+package struct ProcessSample: Sendable, Equatable {
+    package let pid: Int32
+    package let uid: UInt32
+    package let session: Int32
+    package let residentBytes: UInt64
+    package let cpuSeconds: Double
+    package let commandLine: [String]
+
+    package init(pid: Int32, uid: UInt32, session: Int32, residentBytes: UInt64, cpuSeconds: Double, commandLine: [String]) {
+        (self.pid, self.uid, self.session, self.residentBytes, self.cpuSeconds, self.commandLine) =
+            (pid, uid, session, residentBytes, cpuSeconds, commandLine)
+    }
+}
+
+extension ProcessTable {
+    /// Every process of an account with a UID of at least `minimumUID` (the system's own are
+    /// left out: reading their command lines costs and tells nothing here).
+    package static func snapshot(minimumUID: UInt32, procRoot: String = "/proc") -> [ProcessSample] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: procRoot)) ?? []
+        let ticks = Double(ProcessControl.clockTicksPerSecond)
+        let pageSize = UInt64(ProcessControl.pageSize)
+        return entries.compactMap { entry -> ProcessSample? in
+            guard let pid = Int32(entry), let owner = FileStatus.following("\(procRoot)/\(entry)")?.owner, owner >= minimumUID,
+                  let text = try? String(contentsOfFile: "\(procRoot)/\(entry)/stat", encoding: .utf8),
+                  let stat = StatLine(text) else { return nil }
+            let command = FileManager.default.contents(atPath: "\(procRoot)/\(entry)/cmdline").map {
+                $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            } ?? []
+            return ProcessSample(pid: pid, uid: owner, session: stat.session, residentBytes: stat.residentPages * pageSize,
+                                 cpuSeconds: Double(stat.userTicks + stat.systemTicks) / ticks, commandLine: command)
+        }
+    }
+
+    /// The fields of /proc/PID/stat hydra reads (proc(5)); the command name in parentheses may
+    /// itself hold spaces and parentheses, so the fields are counted from the last ')'.
+    package struct StatLine: Equatable {
+        package let session: Int32
+        package let userTicks: UInt64
+        package let systemTicks: UInt64
+        package let residentPages: UInt64
+
+        package init?(_ text: String) {
+            guard let close = text.lastIndex(of: ")") else { return nil }
+            // From field 3 (state) on: session is field 6, utime 14, stime 15, rss 24.
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            guard fields.count > 21, let session = Int32(fields[3]), let user = UInt64(fields[11]),
+                  let system = UInt64(fields[12]), let resident = Int64(fields[21]) else { return nil }
+            (self.session, userTicks, systemTicks, residentPages) = (session, user, system, UInt64(max(0, resident)))
+        }
+    }
+
+    /// How many flock locks are held (not merely waited for) on files with these inode numbers,
+    /// read from /proc/locks: what another process holds, seen without touching its locks.
+    package static func flocksHeld(onInodes inodes: Set<UInt64>, locksFile: String = "/proc/locks") -> Int {
+        guard let text = try? String(contentsOfFile: locksFile, encoding: .utf8) else { return 0 }
+        return text.split(separator: "\n").filter { line in
+            // "1: FLOCK  ADVISORY  WRITE 1234 00:19:5678 0 EOF"; a waiter's line has "->" after the number.
+            let fields = line.split(separator: " ")
+            guard fields.count >= 6, fields[1] == "FLOCK", let inode = fields[5].split(separator: ":").last.flatMap({ UInt64($0) })
+            else { return false }
+            return inodes.contains(inode)
+        }.count
+    }
+}

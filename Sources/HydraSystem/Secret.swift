@@ -14,4 +14,11 @@ package enum Secret {
             return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
         }.joined()
     }
+
+    /// Whether two secrets are equal, in a time that does not tell how much of them matched.
+    package static func matches(_ first: String, _ second: String) -> Bool {
+        let (a, b) = (Array(first.utf8), Array(second.utf8))
+        guard a.count == b.count, !a.isEmpty else { return false }
+        return CRYPTO_memcmp(a, b, a.count) == 0
+    }
 }

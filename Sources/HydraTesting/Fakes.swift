@@ -14,7 +14,7 @@ package final class FakeHelpers: HelperRunning {
         state = Mutex((addLDAPUser, start, []))
     }
 
-    /// "addldapuser NAME", "start NAME", in the order the front made them.
+    /// "addldapuser NAME", "start NAME", "stop NAME", in the order the front made them.
     package var calls: [String] { state.withLock { $0.calls } }
 
     package func addLDAPUser(_ name: UserName) throws -> HelperCalls.Outcome {
@@ -23,6 +23,10 @@ package final class FakeHelpers: HelperRunning {
 
     package func startServer(_ name: UserName) throws -> HelperCalls.Outcome {
         state.withLock { $0.calls.append("start \(name)"); return $0.start }
+    }
+
+    package func stopServer(_ name: UserName) throws -> HelperCalls.Outcome {
+        state.withLock { $0.calls.append("stop \(name)"); return .exit(.done, json: #"{"stopped":"yes"}"#) }
     }
 }
 

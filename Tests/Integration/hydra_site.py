@@ -53,6 +53,8 @@ PEOPLE.update({
     "alan": (20131, "Alan Kay"),                                                        # test_front (warm visits)
     "joan": (20141, "Joan Clarke"), "sophie": (20142, "Sophie Wilson"),                # test_limits
 })
+PEOPLE.update({"carol": (24200, "Carol Admin"), "alice": (24201, "Alice Student"), "bob": (24202, "Bob Student")})  # test_admin
+PEOPLE.update({f"meter{i:02d}": (24300 + i, f"Metered Member {i}") for i in range(10)})  # test_admin (metrics)
 PEOPLE.update({f"swarm{i:02d}": (23000 + i, f"Swarm Member {i}") for i in range(30)})  # test_load
 PEOPLE.update({f"class{i:02d}": (24000 + i, f"Class Member {i}") for i in range(50)})  # test_capacity
 PEOPLE.update({

@@ -62,3 +62,7 @@ def test_sudo_refuses_the_web_server_anything_else(site):
     # Only `start --json`: not a sync from a URL of the web server's choosing into a user's home.
     result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "sync", "--repo", "/tmp/x", "--dir", "x")
     assert result.returncode != 0 and "password is required" in result.stderr  # sudo -n: no matching rule
+    # The admin page's Stop button: `stop --json` as a hydra user, never as root.
+    assert as_web_server("sudo", "-n", "-u", "root", PREFIX / "ipynb-launch", "stop", "--json").returncode != 0
+    result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "stop", "--all")
+    assert result.returncode != 0 and "password is required" in result.stderr

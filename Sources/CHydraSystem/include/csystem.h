@@ -9,5 +9,6 @@ int hydra_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int lowest);
 int hydra_spawn_add_chdir(posix_spawn_file_actions_t *actions, const char *path);
 extern const short hydra_spawn_setsid_flag;
 extern const int hydra_open_path_flag;
-/// The user ID of the process at the other end of a connected Unix socket (SO_PEERCRED), or -1.
-int hydra_peer_uid(int fd, uid_t *uid);
+/// The user and process IDs at the other end of a connected Unix socket (SO_PEERCRED; for a
+/// listener: the process that listens); -1 on failure.
+int hydra_peer_credentials(int fd, uid_t *uid, pid_t *pid);

@@ -31,6 +31,8 @@ package struct ProvisionReport: Sendable, Encodable {
 /// when the directory definitely has none and the site allows it), membership of the hydra
 /// group, and the runtime directory. Runs as root; every step is an argument vector.
 package struct AccountProvisioner: Sendable {
+    /// How the report's action for a new account begins (the front counts new accounts by it).
+    package static let createAction = "create account"
     package let config: HydraConfig
     package let policy: AccountPolicy
     package let directory: DirectoryLookup
@@ -76,7 +78,7 @@ package struct AccountProvisioner: Sendable {
         } else {
             let chosen = try chooseUID(for: name)
             try policy.checkNew(uid: chosen.uid, name: name)
-            actions.append("create account \(name) with UID \(chosen.uid) (\(chosen.source.rawValue))")
+            actions.append("\(Self.createAction) \(name) with UID \(chosen.uid) (\(chosen.source.rawValue))")
             if !dryRun {
                 try createAccount(name, uid: chosen.uid, gecos: chosen.displayName)
                 try recordAccount(name, uid: chosen.uid)

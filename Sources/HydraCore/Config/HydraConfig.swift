@@ -78,6 +78,13 @@ package struct HydraConfig: Sendable, Equatable {
         package var websocketIdleTimeoutSeconds: Int
     }
 
+    /// `[admin]`: who may see /hydra/admin (every server, stop buttons) and /hydra/metrics.
+    package struct Admin: Sendable, Equatable {
+        package var users: [String]
+        /// Members of this group are admins too; empty: none.
+        package var group: String
+    }
+
     package struct Course: Sendable, Equatable {
         package var repo: String
         package var branch: String
@@ -103,6 +110,7 @@ package struct HydraConfig: Sendable, Equatable {
     package var sync: Sync
     package var limits: LimitSettings
     package var gate: Gate
+    package var admin: Admin
     package var courses: [Course]
 
     /// Parses a document; `path` only names the file in messages.
@@ -236,6 +244,13 @@ package struct HydraConfig: Sendable, Equatable {
             responseTimeoutSeconds: try gate.int("response_timeout_seconds", default: 120, in: 1...86_400),
             websocketIdleTimeoutSeconds: try gate.int("websocket_idle_timeout_seconds", default: 3600, in: 1...604_800))
         try gate.finish()
+
+        var admin = try section("admin", &root)
+        self.admin = Admin(users: try admin.strings("users", default: []), group: try admin.string("group", default: ""))
+        if let bad = self.admin.users.first(where: { !UserName.isWellFormed($0) }) {
+            throw admin.invalid("users", "'\(bad)' is not a valid account name")
+        }
+        try admin.finish()
 
         var sync = try section("sync", &root)
         self.sync = Sync(

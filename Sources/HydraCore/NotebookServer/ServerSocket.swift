@@ -21,6 +21,11 @@ package enum ServerSocket {
         return true
     }
 
+    /// The person's server process, as the socket's listener (nothing is sent).
+    package static func listenerPID(in directory: DirectoryHandle, ownerUID: UInt32) -> Int32? {
+        OwnedSocket.listenerPID(in: directory, name: fileName, ownerUID: ownerUID)
+    }
+
     package struct Answer: Sendable {
         package let status: Int
         package let body: String

@@ -26,17 +26,40 @@ package struct Mirror: Sendable {
         .init(url: exists ? path : course.repo, branch: course.branch)
     }
 
+    /// Why the last fetch failed, kept beside the mirror until a fetch succeeds (for the admin page).
+    var errorPath: String { "\(path).error" }
+
+    /// When the last successful fetch ended.
+    package var lastFetch: Date? {
+        (try? FileManager.default.attributesOfItem(atPath: stampPath)[.modificationDate]) as? Date
+    }
+
+    /// The last fetch's error, if it failed.
+    package var lastError: String? {
+        (try? String(contentsOfFile: errorPath, encoding: .utf8)).map { String($0.prefix(2000)) }
+    }
+
     package enum Outcome: String, Sendable, Encodable { case fresh, fetched, busy }
 
     /// Fetches when the last fetch is older than the interval. Another process already fetching
     /// means `.busy`: the caller goes on with the mirror as it is, and upstream is asked once.
     @discardableResult
     package func refreshIfStale(now: Date = Date()) throws -> Outcome {
-        let stamp = stampPath
-        if let modified = try? FileManager.default.attributesOfItem(atPath: stamp)[.modificationDate] as? Date,
-           now.timeIntervalSince(modified) < Double(config.sync.fetchIntervalSeconds) {
+        if let modified = lastFetch, now.timeIntervalSince(modified) < Double(config.sync.fetchIntervalSeconds) {
             return .fresh
         }
+        do {
+            let outcome = try fetch()
+            if outcome == .fetched { try? FileManager.default.removeItem(atPath: errorPath) }
+            return outcome
+        } catch {
+            _ = FileManager.default.createFile(atPath: errorPath, contents: Data("\(error)".utf8))
+            throw error
+        }
+    }
+
+    private func fetch() throws -> Outcome {
+        let stamp = stampPath
         let directory = try DirectoryHandle.open(config.sync.mirrorDir, createMode: 0o755)
         let lock: FileLock
         do {

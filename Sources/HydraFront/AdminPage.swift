@@ -1,0 +1,120 @@
+import HydraCore
+import HydraSystem
+import FoundationEssentials
+
+/// /hydra/admin (every running server, with a Stop button; the course mirrors; the recent
+/// incidents) and /hydra/metrics, for the admins `[admin]` names. Plain HTML forms: no script.
+extension Front {
+    /// The cookie whose value the Stop form must carry too (a page of another site can make a
+    /// browser POST here, but cannot read this value). SameSite=Strict keeps it off such POSTs anyway.
+    static let adminXSRFCookieName = "hydra-admin-xsrf"
+
+    /// Signed in and an admin, or the page that says no (403).
+    func withAdmin(_ request: FrontRequest, _ body: (UserName) -> FrontResponse) -> FrontResponse {
+        withUser(request) { name, _ in
+            guard isAdmin(name) else {
+                logger.warning("\(request.path) refused: not in [admin]", metadata: ["user": "\(name)"])
+                return page(403, "not-admin", title: "Administrators only", values: ["name": name.value])
+            }
+            return body(name)
+        }
+    }
+
+    func isAdmin(_ name: UserName) -> Bool {
+        if config.admin.users.contains(name.value) { return true }
+        guard !config.admin.group.isEmpty, let account = accounts.user(named: name.value) else { return false }
+        return accounts.groupNames(of: account).contains(config.admin.group)
+    }
+
+    func adminPage(_ request: FrontRequest, admin: UserName) -> FrontResponse {
+        let https = request.isHTTPS || config.site.publicURL.lowercased().hasPrefix("https:")
+        let xsrf = request.cookie(Self.adminXSRFCookieName).flatMap { $0.count == 32 && $0.allSatisfy(\.isHexDigit) ? $0 : nil }
+            ?? Secret.hexToken(byteCount: 16)
+        let now = Date()
+        let activity = link.people()
+        let supervision = Supervision(config: config)
+        let servers = ServerCensus(config: config, accounts: accounts).servers().map { server -> [String: Any] in
+            let seen = activity?[server.name].map { Date(timeIntervalSince1970: $0.lastActivity) }
+            let runsAs = switch supervision.mode {
+            case .systemd: "systemd unit " + ((try? UserName(server.name)).map { SystemdUnit.name(for: $0) } ?? "?")
+            case .detached: "detached" + (server.pid.map { ", PID \($0)" } ?? "")
+            }
+            return [
+                "name": server.name, "since": Self.describe(server.since, now: now),
+                "memory": "\(server.residentBytes >> 20) MiB", "cpu": "\(Double(Int(server.cpuSeconds * 10)) / 10) s",
+                "kernels": server.kernels, "lastActivity": activity == nil ? "(hydra-gate not answering)" : Self.describe(seen, now: now),
+                "websockets": activity?[server.name]?.openWebsockets ?? 0, "runsAs": runsAs,
+            ]
+        }
+        let mirrors = config.courses.map { course -> [String: Any] in
+            let mirror = Mirror(config: config, course: course)
+            return ["folder": course.folder, "repo": course.repo, "branch": course.branch,
+                    "lastFetch": Self.describe(mirror.lastFetch, now: now), "lastError": mirror.lastError ?? ""]
+        }
+        let incidents = incidents.recent(20).map { incident -> [String: Any] in
+            ["id": incident.id, "user": incident.user, "detail": incident.detail,
+             "time": Self.describe(Date(timeIntervalSince1970: incident.time), now: now)]
+        }
+        let stopped = request.queryValue("stopped").flatMap { UserName.isWellFormed($0) ? $0 : nil }
+        var response = page(200, "admin", title: "hydra: servers", values: [
+            "admin": admin.value, "xsrf": xsrf, "servers": servers, "serverCount": servers.count,
+            "supervision": supervision.summary, "mirrors": mirrors, "incidents": incidents,
+            "stopped": stopped ?? false, "gateDown": activity == nil,
+        ])
+        response.headers.append(("Set-Cookie", "\(Self.adminXSRFCookieName)=\(xsrf); Path=/hydra/admin; HttpOnly; SameSite=Strict"
+                                 + (https ? "; Secure" : "")))
+        return response
+    }
+
+    /// The Stop button: `ipynb-launch stop` as the person, then back to the list.
+    func adminStop(_ request: FrontRequest, admin: UserName) -> FrontResponse {
+        guard let sent = request.formValue("_xsrf"), let expected = request.cookie(Self.adminXSRFCookieName),
+              Secret.matches(sent, expected) else {
+            logger.warning("admin stop refused: the form's _xsrf field is missing or does not match", metadata: ["user": "\(admin)"])
+            return page(403, "stale-form", title: "This form has expired")
+        }
+        guard let target = request.formValue("user"), let name = try? UserName(target) else {
+            return page(400, "not-found", title: "No such server")
+        }
+        do {
+            try policy.checkName(name)
+            let outcome = try helpers.stopServer(name)
+            link.send(.helper(name: "ipynb-launch stop", exitStatus: outcome.status))
+            if let failure = failurePage(for: outcome, name: name, action: "ipynb-launch stop (by \(admin))") { return failure }
+            logger.notice("\(admin) stopped the server of \(name) from the admin page", metadata: ["user": "\(name)"])
+            return .redirect("/hydra/admin?stopped=\(name.value)", status: 303, outcome: "stopped")
+        } catch let refusal as AccountRefusal {
+            logger.warning("admin stop refused: \(refusal)", metadata: ["user": "\(name)"])
+            return page(403, "forbidden", title: "Not available for this account", values: ["name": name.value])
+        } catch {
+            return incident(name, "ipynb-launch stop (by \(admin)): \(error)")
+        }
+    }
+
+    /// Prometheus text from hydra-gate. Signed in: admins only. Not signed in: Apache let the
+    /// request through without authentication, which apache/hydra.conf does only for the
+    /// scrapers' addresses it lists (every other path of the site requires sign-in).
+    func metricsPage(_ request: FrontRequest) -> FrontResponse {
+        guard request.remoteUser == nil else { return withAdmin(request) { _ in metrics() } }
+        return metrics()
+    }
+
+    private func metrics() -> FrontResponse {
+        guard let text = link.metrics() else {
+            logger.error("/hydra/metrics: hydra-gate does not answer on its control socket (\(link.directory)/\(GateControl.socketName))")
+            return FrontResponse(status: 503, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "10")],
+                                 body: Array("hydra-gate is not answering: see Apache's error log and `systemctl status hydra-gate`\n".utf8))
+        }
+        return FrontResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
+                             body: text)
+    }
+
+    /// "2026-12-01 04:20:07 UTC (3 min ago)", or "never".
+    static func describe(_ date: Date?, now: Date) -> String {
+        guard let date else { return "never" }
+        let seconds = max(0, Int(now.timeIntervalSince(date)))
+        let ago = seconds < 120 ? "\(seconds) s" : seconds < 7200 ? "\(seconds / 60) min" : seconds < 172_800 ? "\(seconds / 3600) h" : "\(seconds / 86400) days"
+        let stamp = date.ISO8601Format().replacingOccurrences(of: "T", with: " ").replacingOccurrences(of: "Z", with: " UTC")
+        return "\(stamp) (\(ago) ago)"
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import HydraTesting
+import Logging
+import Testing
+@testable import HydraCore
+@testable import HydraFront
+@testable import HydraSystem
+
+/// /hydra/admin, its Stop button and /hydra/metrics, with fake helpers and accounts: who gets
+/// in, what the XSRF check refuses, and that a refusal runs no helper. The servers it lists and
+/// the metrics' counts are the integration tests' (test_admin.py): they need real servers and
+/// a running hydra-gate.
+@Suite("The admin page and the metrics: who may, and the Stop form", .serialized)
+final class AdminTests {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("hydra-admin-\(UUID().uuidString)").path
+    var runtime: String { "\(base)/run" }
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: "\(runtime)/\(RuntimeDirectory.frontDirectoryName)", withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: base) }
+
+    func person(_ name: String, uid: UInt32) -> PasswdEntry {
+        PasswdEntry(name: name, uid: uid, gid: uid, gecos: "", home: "\(base)/\(name)", shell: "/bin/bash")
+    }
+
+    func front(_ helpers: FakeHelpers = FakeHelpers()) throws -> Front {
+        let config = try HydraConfig.parse("""
+            [site]
+            public_url = "http://localhost"
+            [server]
+            runtime_dir = "\(runtime)"
+            runtime_dir_size = ""
+            [admin]
+            users = ["carol"]
+            group = "staff"
+            [[courses]]
+            repo = "https://example.org/course.git"
+            folder = "tutorials"
+            """, path: "hydra.toml")
+        let users = [person("carol", uid: 30_001), person("alice", uid: 30_002), person("bob", uid: 30_003), person("dora", uid: 30_004)]
+        let accounts = FakeAccounts(users: users, groups: [GroupEntry(name: "hydra", gid: 5000, members: ["alice", "bob", "dora"]),
+                                                           GroupEntry(name: "staff", gid: 5001, members: ["dora"])])
+        return Front(config: config, logger: Logger(label: "test"), helpers: helpers, accounts: accounts)
+    }
+
+    func ask(_ front: Front, _ path: String, as user: String?, method: String = "GET", cookie: String = "",
+             form: String? = nil) -> (status: Int, page: String, headers: [(String, String)]) {
+        let query = path.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
+        var parameters = ["REQUEST_URI": path, "QUERY_STRING": query, "REQUEST_METHOD": method, "HTTP_COOKIE": cookie]
+        if let user { parameters["REMOTE_USER"] = user }
+        if form != nil { parameters["CONTENT_TYPE"] = "application/x-www-form-urlencoded" }
+        let response = front.handle(FrontRequest(parameters: parameters, body: Array((form ?? "").utf8)))
+        return (response.status, String(decoding: response.body, as: UTF8.self), response.headers)
+    }
+
+    /// The XSRF value the admin page sets, as the browser would keep it.
+    func adminCookie(_ front: Front) throws -> String {
+        let page = ask(front, "/hydra/admin", as: "carol")
+        let cookie = try #require(page.headers.first { $0.0 == "Set-Cookie" && $0.1.hasPrefix("hydra-admin-xsrf=") }?.1)
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/hydra/admin"))
+        return String(cookie.dropFirst("hydra-admin-xsrf=".count).prefix(32))
+    }
+
+    @Test func adminsNamedOrInTheGroupGetThePageOthersGet403() throws {
+        let front = try front()
+        let carol = ask(front, "/hydra/admin", as: "carol")
+        #expect(carol.status == 200 && carol.page.contains("Running servers: 0") && carol.page.contains("https://example.org/course.git"))
+        #expect(ask(front, "/hydra/admin", as: "dora").status == 200)          // member of [admin] group
+        let alice = ask(front, "/hydra/admin", as: "alice")
+        #expect(alice.status == 403 && alice.page.contains("not one of this site's hydra administrators"))
+        #expect(ask(front, "/hydra/admin", as: nil).status == 500)             // no sign-in configured at all
+        #expect(ask(front, "/hydra/admin", as: "carol", method: "POST").status == 405)
+    }
+
+    @Test func theStopFormNeedsTheXSRFFieldThatMatchesTheCookieForgedCrossSitePost() throws {
+        let helpers = FakeHelpers()
+        let front = try front(helpers)
+        let token = try adminCookie(front)
+        let cookie = "hydra-admin-xsrf=\(token)"
+        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", cookie: cookie, form: "user=bob").status == 403)
+        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", cookie: cookie,
+                    form: "user=bob&_xsrf=\(String(repeating: "0", count: 32))").status == 403)
+        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", form: "user=bob&_xsrf=\(token)").status == 403)
+        #expect(ask(front, "/hydra/admin/stop", as: "alice", method: "POST", cookie: cookie, form: "user=bob&_xsrf=\(token)").status == 403)
+        #expect(helpers.calls.isEmpty)
+
+        let stopped = ask(front, "/hydra/admin/stop", as: "carol", method: "POST", cookie: cookie, form: "user=bob&_xsrf=\(token)")
+        #expect(stopped.status == 303 && stopped.headers.contains { $0 == ("Location", "/hydra/admin?stopped=bob") })
+        #expect(helpers.calls == ["stop bob"])
+        #expect(ask(front, "/hydra/admin?stopped=bob", as: "carol").page.contains("The server of bob was stopped"))
+    }
+
+    @Test func theStopFormRefusesHostileAndSystemTargetsWithoutSudo() throws {
+        let helpers = FakeHelpers()
+        let front = try front(helpers)
+        let token = try adminCookie(front)
+        for target in ["root", "..%2Falice", "bob%0Aroot", "", "-rf"] {
+            let answer = ask(front, "/hydra/admin/stop", as: "carol", method: "POST", cookie: "hydra-admin-xsrf=\(token)",
+                             form: "user=\(target)&_xsrf=\(token)")
+            #expect(answer.status == 400 || answer.status == 403, "stop \(target): \(answer.status)")
+        }
+        #expect(helpers.calls.isEmpty)
+    }
+
+    @Test func incidentsAreListedEscapedNewestFirst() throws {
+        let front = try front()
+        front.incidents.record(.init(id: "0000aaaa", user: "alice", time: 1, detail: "first"))
+        front.incidents.record(.init(id: "0000bbbb", user: "bob", time: 2, detail: "<script>alert(1)</script>"))
+        let page = ask(front, "/hydra/admin", as: "carol").page
+        #expect(!page.contains("<script>alert") && page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+        let first = try #require(page.range(of: "0000bbbb")), second = try #require(page.range(of: "0000aaaa"))
+        #expect(first.lowerBound < second.lowerBound)
+    }
+
+    @Test func metricsSignedInAreForAdminsAndSayWhenTheGateIsDown() throws {
+        let front = try front()
+        #expect(ask(front, "/hydra/metrics", as: "alice").status == 403)
+        // No hydra-gate in this test: an answer that says so, not an empty page.
+        let down = ask(front, "/hydra/metrics", as: "carol")
+        #expect(down.status == 503 && down.page.contains("hydra-gate is not answering"))
+        #expect(ask(front, "/hydra/metrics", as: nil).status == 503)  // Apache let a scraper's address through
+    }
+}
+
+@Suite("Monitoring: /proc, the incident log, events, [admin]")
+struct MonitoringTests {
+    @Test func statLineCountsFieldsFromTheLastParenthesis() throws {
+        let line = "4242 (evil) (name 1 2) S 1 4242 4240 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 3 0 1000 123456789 2048 18446744073709551615"
+        let stat = try #require(ProcessTable.StatLine(line))
+        #expect(stat == ProcessTable.StatLine("1 (x) S 1 4242 4240 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 3 0 1000 123456789 2048 1"))
+        #expect(stat.session == 4240 && stat.userTicks == 250 && stat.systemTicks == 50 && stat.residentPages == 2048)
+        #expect(ProcessTable.StatLine("4242 (truncated) S 1 2") == nil)
+    }
+
+    @Test func heldFlocksAreCountedAndWaitersAreNot() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("locks-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try """
+            1: FLOCK  ADVISORY  WRITE 100 00:19:501 0 EOF
+            1: -> FLOCK  ADVISORY  WRITE 101 00:19:501 0 EOF
+            2: FLOCK  ADVISORY  WRITE 102 00:19:502 0 EOF
+            3: POSIX  ADVISORY  WRITE 103 00:19:503 0 EOF
+            4: FLOCK  ADVISORY  WRITE 104 fd:01:999 0 EOF
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(ProcessTable.flocksHeld(onInodes: [501, 502, 503], locksFile: file) == 2)
+        #expect(ProcessTable.flocksHeld(onInodes: [], locksFile: file) == 0)
+        // This process's own lock, as the kernel lists it.
+        let folder = try DirectoryHandle.open(FileManager.default.temporaryDirectory.path)
+        let name = "held-\(UUID().uuidString)"
+        let lock = try FileLock(name, in: folder)
+        defer { try? FileManager.default.removeItem(atPath: "\(folder.path)/\(name)") }
+        let inode = try #require(try folder.entryStatus(name)?.inode)
+        #expect(withExtendedLifetime(lock) { ProcessTable.flocksHeld(onInodes: [inode]) } == 1)
+    }
+
+    @Test func theIncidentLogKeepsTheNewestAndStaysSmall() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("incidents-\(UUID().uuidString)").path
+        defer { [path, path + ".1"].forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        let log = IncidentLog(path: path)
+        let detail = String(repeating: "x", count: 2000)
+        for index in 0..<300 { log.record(.init(id: "\(index)", user: "alice", time: Double(index), detail: detail)) }
+        #expect(log.recent(3).map(\.id) == ["299", "298", "297"])
+        let size = try #require(FileStatus.following(path)?.size)
+        #expect(size <= IncidentLog.maximumBytes + 4096)
+    }
+
+    @Test func eventsSurviveTheLineTheyTravelOn() throws {
+        let events: [SiteEvent] = [.visit(outcome: "autologin"), .start(outcome: "started", seconds: 1.5), .startDeferred,
+                                   .helper(name: "addldapuser", exitStatus: 69), .courseSync(folder: "a\nb", ok: false),
+                                   .accountCreated, .ldapUnavailable]
+        for event in events {
+            let line = String(decoding: try JSONEncoder().encode(event), as: UTF8.self)
+            #expect(!line.contains("\n"))
+            #expect(try JSONDecoder().decode(SiteEvent.self, from: Data(line.utf8)) == event)
+        }
+    }
+
+    @Test func adminUsersMustBeAccountNames() throws {
+        #expect(throws: ConfigError.self) { try HydraConfig.parse("[site]\npublic_url = \"http://x\"\n[admin]\nusers = [\"Root Admin\"]\n", path: "t") }
+        #expect(throws: ConfigError.self) { try HydraConfig.parse("[site]\npublic_url = \"http://x\"\n[admin]\nuser = [\"carol\"]\n", path: "t") }
+        let config = try HydraConfig.parse("[site]\npublic_url = \"http://x\"\n[admin]\nusers = [\"carol\"]\ngroup = \"staff\"\n", path: "t")
+        #expect(config.admin == HydraConfig.Admin(users: ["carol"], group: "staff"))
+    }
+}
