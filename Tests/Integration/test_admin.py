@@ -9,6 +9,7 @@ People: carol (the admin), alice and bob (students), meter00-09 (a herd of new p
 import concurrent.futures
 import json
 import re
+import time
 import urllib.parse
 
 import pytest
@@ -41,6 +42,21 @@ def first_visit(name):
     """A person's visit to the site's root: the auto-login page once their server runs."""
     status, _, page = Browser(name).get("/")
     assert status == 200 and 'id="login"' in page, f"{name}'s visit: {status} {page[:300]}"
+
+
+def visit_until_lab(name):
+    """A browser at the site's root, reloading the "starting" page (Refresh: 2) as it says,
+    until the auto-login page; returns how many "starting" pages it got."""
+    browser, starting = Browser(name), 0
+    for _ in range(60):
+        status, headers, page = browser.get("/")
+        assert status == 200, f"{name}'s visit: {status} {page[:300]}"
+        if 'id="login"' in page:
+            return starting
+        assert headers.get("Refresh") == "2", page[:500]
+        starting += 1
+        time.sleep(2)
+    raise AssertionError(f"{name} never reached the auto-login page")
 
 
 def health():
@@ -89,7 +105,7 @@ def test_admin_page_lists_servers_and_stops_one_in_a_browser(browsers):
     assert re.search(r"\d+ MiB", rows["bob"]) and "tutorials" in carol.text(), carol.text()[:2000]
     carol.shot("admin-page")
 
-    carol.find('#servers tr[data-user="bob"] button').click()
+    carol.driver.find_element("css selector", '#servers tr[data-user="bob"] button').click()
     carol.wait(lambda b: "The server of bob was stopped" in b.text(), "the page to say bob's server stopped")
     wait_for(lambda: server_pid("bob") is None, timeout=30)
     assert server_pid("alice"), "stopping bob's server stopped alice's too"
@@ -152,11 +168,12 @@ def test_metrics_after_a_herd_of_ten_match_the_front_log():
     before = samples(metrics_text())
     log = ErrorLog()
     with concurrent.futures.ThreadPoolExecutor(len(HERD)) as pool:
-        list(pool.map(first_visit, HERD))
+        starting_pages = sum(pool.map(visit_until_lab, HERD))
     herd = "|".join(HERD)
-    # Each visit is counted after its answer: wait until all ten are.
-    wait_for(lambda: value(samples(metrics_text()), "hydra_visits_total", outcome="autologin")
-             - value(before, "hydra_visits_total", outcome="autologin") >= len(HERD), timeout=30)
+    # Each visit is counted after its answer: wait until all are.
+    wait_for(lambda: sum(value(samples(metrics_text()), "hydra_visits_total", outcome=outcome)
+                         - value(before, "hydra_visits_total", outcome=outcome) for outcome in ("autologin", "starting"))
+             >= len(HERD) + starting_pages, timeout=30)
     after = samples(metrics_text())
 
     def grew(name, **labels):
@@ -164,8 +181,11 @@ def test_metrics_after_a_herd_of_ten_match_the_front_log():
 
     visits = log.lines(rf"user=({herd})\b.*visit: ")
     started = log.lines(rf"user=({herd})\b.*visit: started server")
+    deferred = log.lines(rf"user=({herd})\b.*start deferred")
     assert len(visits) == len(started) == len(HERD), "\n".join(visits)
     assert grew("hydra_visits_total", outcome="autologin") == len(visits)
+    assert grew("hydra_visits_total", outcome="starting") == starting_pages
+    assert grew("hydra_starts_deferred_total") == len(deferred)
     assert grew("hydra_starts_total", outcome="started") == len(started)
     assert grew("hydra_start_duration_seconds_count") == len(started)
     assert grew("hydra_accounts_created_total") == len(HERD)
