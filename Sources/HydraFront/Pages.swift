@@ -132,6 +132,7 @@ package struct Pages: Sendable {
             <td><form method="post" action="/hydra/admin/stop"><input type="hidden" name="user" value="{{name}}">
             <input type="hidden" name="_xsrf" value="{{xsrf}}"><button type="submit" name="stop" value="{{name}}">Stop</button></form></td></tr>
             {{/servers}}
+            {{^servers}}<tr><td colspan="9" class="muted">None running.</td></tr>{{/servers}}
             </table>
             <h2>Course mirrors</h2>
             <table id="mirrors">
@@ -144,6 +145,7 @@ package struct Pages: Sendable {
             <tr><th>Incident</th><th>When</th><th>Person</th><th>What happened</th></tr>
             {{#incidents}}<tr><td><code>{{id}}</code></td><td>{{time}}</td><td>{{user}}</td><td>{{detail}}</td></tr>
             {{/incidents}}
+            {{^incidents}}<tr><td colspan="4" class="muted">None since the machine started.</td></tr>{{/incidents}}
             </table>
             <p class="muted">Metrics for Prometheus: <a href="/hydra/metrics">/hydra/metrics</a>. The full story of an incident is in Apache's error log, under its id.</p>
             """,
