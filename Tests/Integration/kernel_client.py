@@ -19,11 +19,12 @@ def execute_request(code, user="hydra-test"):
                     "allow_stdin": False, "stop_on_error": True}})
 
 
-async def run_code(connection, code, user="hydra-test", timeout=30):
+async def run_code(connection, code, user="hydra-test", timeout=30, printed=None):
     """Executes `code` on the kernel behind `connection`. Returns (its result's text/plain, or
     "ERROR <name>", or None when it printed no result; milliseconds until both the shell's
     execute_reply and the kernel's return to idle arrived; iopub keeps its order, so the result
-    is in by then). Raises ConnectionError when the websocket closes first."""
+    is in by then). Raises ConnectionError when the websocket closes first. With a list as
+    `printed`, what the cell shows besides its result is appended to it: streams, tracebacks."""
     msg_id, message = execute_request(code, user)
     started = time.perf_counter()
     connection.write_message(message)
@@ -40,6 +41,10 @@ async def run_code(connection, code, user="hydra-test", timeout=30):
             result = answer["content"]["data"]["text/plain"]
         elif kind == "error":
             result = "ERROR " + answer["content"]["ename"]
+            if printed is not None:
+                printed.append("\n".join(answer["content"]["traceback"]) + "\n")
+        elif kind == "stream" and printed is not None:
+            printed.append(answer["content"]["text"])
         elif kind == "execute_reply":
             replied = True
         elif kind == "status" and answer["content"]["execution_state"] == "idle":

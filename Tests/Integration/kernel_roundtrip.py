@@ -76,12 +76,15 @@ async def main(a):
             except asyncio.TimeoutError:
                 break
     try:
-        result, _ = await run_code(conn, a.code, user=a.user)
+        printed = []
+        result, _ = await run_code(conn, a.code, user=a.user, printed=printed)
     except ConnectionError as error:
         raise SystemExit(str(error))
     conn.close()
     r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels/{kid}", method="DELETE",
                                        headers=headers_for(a)))
+    if a.show_printed:
+        print("printed:", json.dumps("".join(printed)))
     print("execute_result:", result, "| delete HTTP", r.code)
     return 0 if result == a.expect else 1
 
@@ -99,6 +102,7 @@ if __name__ == "__main__":
     p.add_argument("--unix-socket")
     p.add_argument("--code", default="1+1")
     p.add_argument("--expect", default="2")
+    p.add_argument("--show-printed", action="store_true", help="also print (as JSON) the cell's streams and tracebacks")
     p.add_argument("--idle", type=float, default=0, help="seconds to idle on the open websocket first")
     a = p.parse_args()
     if not a.origin:

@@ -4,6 +4,7 @@ kernels; the systemd unit hydra would start is checked with systemd-analyze veri
 import json
 import os
 import pathlib
+import re
 import subprocess
 import tempfile
 
@@ -39,11 +40,18 @@ def start(name):
 
 def run_in_kernel(name, token, code):
     """Runs `code` in a new kernel of NAME's server (over its socket) and returns the result line."""
+    return run_in_kernel_showing(name, token, code)[0]
+
+
+def run_in_kernel_showing(name, token, code):
+    """run_in_kernel, and what the cell showed besides: its streams and tracebacks, without colours."""
     result = sh(*KERNEL, "http://localhost", name, "--unix-socket", f"/run/hydra/{name}/jupyter.sock",
-                "--token", token, "--code", code, "--expect", "-", check=False, timeout=180)
+                "--token", token, "--code", code, "--expect", "-", "--show-printed", check=False, timeout=180)
     lines = [line for line in result.stdout.splitlines() if line.startswith("execute_result:")]
-    assert lines, result.stdout + result.stderr
-    return lines[0].removeprefix("execute_result:").split("| delete")[0].strip()
+    printed = [line for line in result.stdout.splitlines() if line.startswith("printed:")]
+    assert lines and printed, result.stdout + result.stderr
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", json.loads(printed[0].removeprefix("printed:")))
+    return lines[0].removeprefix("execute_result:").split("| delete")[0].strip(), shown
 
 
 def process_limits(pid):
@@ -124,6 +132,65 @@ def test_kernel_allocating_past_the_memory_limit_gets_memory_error_and_the_serve
     assert run_in_kernel("joan", report["token"], "b = bytearray(3 * 1024**3); len(b)") == "ERROR MemoryError"
     again = start("joan")
     assert again["outcome"] == "reused" and again["pid"] == report["pid"]
+    assert run_in_kernel("joan", report["token"], "1+1") == "2"
+
+
+@pytest.fixture()
+def own_ipython_config(site):
+    """Plants joan's own IPython configuration: a startup file, and a kernel config that replaces
+    `exec_lines` and `extensions`, as a person may; removed afterwards."""
+    assert sh(PREFIX / "addldapuser", "joan", check=False).returncode in (0, 1)  # her home first
+    profile = pathlib.Path("/home/joan/.ipython/profile_default")
+    (profile / "startup").mkdir(parents=True, exist_ok=True)
+    (profile / "startup/00-own.py").write_text("OWN_STARTUP = 'ran'\n")
+    (profile / "ipython_kernel_config.py").write_text(
+        "c.InteractiveShellApp.exec_lines = [\"OWN_EXEC = 'ran'\"]\nc.InteractiveShellApp.extensions = []\n")
+    sh("chown", "-R", "joan:", "/home/joan/.ipython")
+    yield
+    sh("rm", "-rf", "/home/joan/.ipython")
+
+
+def test_memory_error_names_the_limit_and_the_persons_own_ipython_config_still_applies(limited, own_ipython_config):
+    limited("joan", memory_max='"1G"', tasks_max="150")
+    report = start("joan")
+    result, shown = run_in_kernel_showing("joan", report["token"], "b = bytearray(3 * 1024**3)")
+    assert result == "ERROR MemoryError", shown
+    assert "MemoryError" in shown and "bytearray(3 * 1024**3)" in shown, shown  # the traceback is still there
+    assert ("This notebook server may use at most 1024 MiB of memory per process (the site's limit, limits.memory_max). "
+            "Free some memory (del large variables) or restart the kernel") in shown, shown
+    # hydra's extension is added to the person's configuration, not instead of it.
+    assert run_in_kernel("joan", report["token"], "OWN_STARTUP + ' ' + OWN_EXEC") == "'ran ran'"
+    # Other errors are shown as before, with nothing added.
+    result, shown = run_in_kernel_showing("joan", report["token"], "raise RuntimeError('mine')")
+    assert result == "ERROR RuntimeError" and "RuntimeError: mine" in shown and "limits." not in shown, shown
+    # What hydra added is in the runtime directory, the person's alone; their home has only what they put there.
+    extension = pathlib.Path("/run/hydra/joan/kernel-extension")
+    assert extension.stat().st_uid == int(sh("id", "-u", "joan").stdout) and extension.stat().st_mode & 0o777 == 0o700
+    profile = pathlib.Path("/home/joan/.ipython/profile_default")
+    assert (profile / "startup/00-own.py").read_text() == "OWN_STARTUP = 'ran'\n"
+    assert (profile / "ipython_kernel_config.py").read_text().startswith("c.InteractiveShellApp.exec_lines")
+    assert not [p for own in (".ipython", ".jupyter") for p in pathlib.Path("/home/joan", own).rglob("*hydra*")]
+
+
+THREADS_TO_THE_LIMIT = """
+import threading
+release = threading.Event()
+threads = []
+try:
+    while len(threads) < 2000:
+        threads.append(threading.Thread(target=release.wait, args=(60,)))
+        threads[-1].start()
+finally:
+    release.set()
+"""
+
+
+def test_a_thread_refused_at_the_task_limit_names_the_limit(limited):
+    limited("joan", tasks_max="150")
+    report = start("joan")
+    result, shown = run_in_kernel_showing("joan", report["token"], THREADS_TO_THE_LIMIT)
+    assert result == "ERROR RuntimeError" and "can't start new thread" in shown, shown
+    assert ("Your account may run at most 150 processes and threads at once (the site's limit, limits.tasks_max)") in shown, shown
     assert run_in_kernel("joan", report["token"], "1+1") == "2"
 
 

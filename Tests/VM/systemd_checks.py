@@ -324,6 +324,21 @@ print(json.dumps({"forked": len(children), "error": error, "pids_current": curre
     return f"{result['forked']} forks, then {result['error']}; pids.current {result['pids_current']} = tasks_max"
 
 
+def check_status_tells_why_in_words():
+    """After the OOM kill and the fork bomb above, `ipynb-launch status` (as the person) reports
+    what the unit's control group recorded, and says it in words."""
+    shown = status()
+    events, words = shown.get("limit_events") or {}, shown.get("limit_explanation") or ""
+    assert events.get("oom_kills", 0) > 0 and events.get("task_limit_hits", 0) > 0, shown
+    assert events.get("memory_max_bytes") == int(MEMORY_MAX) and events.get("tasks_max") == int(TASKS_MAX), events
+    assert "of yours" in words and "more than 384 MiB of memory, this site's limit per person" in words, words
+    assert "could not start more than 100 processes and threads" in words, words
+    printed = as_user(USER, LAUNCH, "status").stdout
+    assert "processes ended at memory.max" in printed and "384 MiB" in printed, printed
+    info(f"what `ipynb-launch status` tells {USER}:\n{printed}")
+    return f"oom_kills {events['oom_kills']}, task_limit_hits {events['task_limit_hits']}"
+
+
 def check_status_agrees_with_systemd():
     shown = status()
     props = unit_properties(UNIT, "ActiveState", "MainPID")
@@ -433,6 +448,7 @@ PHASES = {
         ("systemctl reload apache2 keeps the server and kernel PIDs; the next visit reuses them", check_apache_reload),
         ("a kernel allocating past memory_max is OOM-killed, the server lives", check_oom_kills_the_kernel_not_the_server),
         ("a fork bomb stops at tasks_max, the server lives", check_fork_bomb_stops_at_tasks_max),
+        ("`ipynb-launch status` tells why, in words: the OOM kill and the refused forks", check_status_tells_why_in_words),
         ("`ipynb-launch status` agrees with systemd", check_status_agrees_with_systemd),
         ("`ipynb-launch stop` stops the unit; status and systemd agree", check_stop_agrees_with_systemd),
         ("after a stop, the next visit starts a fresh server unit", check_visit_after_stop_starts_a_fresh_unit),

@@ -37,6 +37,8 @@ package struct RuntimeDirectory: Sendable {
         package static let log = "server.log"
         /// JUPYTER_RUNTIME_DIR (kernel connection files), the person's alone.
         package static let jupyterRuntime = "jupyter"
+        /// The IPython extension that explains the site's limits in kernels (KernelLimitHelp), the person's alone.
+        package static let kernelExtension = "kernel-extension"
     }
 
     /// `isReady` for the configured web server group, looked up by name (false if it is missing).

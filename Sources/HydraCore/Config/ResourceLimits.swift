@@ -39,6 +39,9 @@ package struct ResourceLimits: Sendable, Equatable, Encodable {
         return overflow ? nil : product
     }
 
+    /// A memory size as people read it: "384 MiB" (whole MiB, as the limits are written).
+    package static func mebibytes(_ bytes: UInt64) -> String { "\(bytes >> 20) MiB" }
+
     /// "200%": percent of one CPU.
     package static func percent(_ text: String) -> Int? {
         guard text.hasSuffix("%"), let value = Int(text.dropLast()), (1...100_000).contains(value) else { return nil }

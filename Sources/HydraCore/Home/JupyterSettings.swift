@@ -81,6 +81,27 @@ package struct JupyterSettings: Sendable {
             c.MappingKernelManager.cull_connected = True
             # Kernel channels over IPC files in the runtime directory, not loopback TCP ports.
             c.KernelManager.transport = "ipc"
+            # The site's limits explained in the kernels (KernelLimitHelp): when ipynb-launch wrote the
+            # IPython extension to the runtime directory, every IPython kernel gets it on its command
+            # line. Not through a configuration file: JUPYTER_CONFIG_PATH does not reach kernels (IPython
+            # reads its profile, sys.prefix/etc/ipython and /etc/ipython), and the person's own
+            # ~/.ipython configuration, read last, may replace `extensions` or `exec_lines`. The command
+            # line wins over every file, extra_extensions adds to their `extensions`, and their startup
+            # files still run, after it. Other kernels (R, ...) are left as they are.
+            kernel_extension = os.environ.pop("HYDRA_KERNEL_EXTENSION", "")
+            if kernel_extension:
+                from jupyter_client.kernelspec import KernelSpecManager
+
+                class HydraKernelSpecManager(KernelSpecManager):
+                    def get_kernel_spec(self, kernel_name):
+                        spec = super().get_kernel_spec(kernel_name)
+                        if any("ipykernel" in word for word in spec.argv):
+                            spec.argv = [*spec.argv, "--IPKernelApp.extra_extensions=\(KernelLimitHelp.moduleName)"]
+                            path = [kernel_extension, spec.env.get("PYTHONPATH", "")]
+                            spec.env = {**spec.env, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+                        return spec
+
+                c.ServerApp.kernel_spec_manager_class = HydraKernelSpecManager
             c.PasswordIdentityProvider.allow_password_change = False
             c.IdentityProvider.cookie_name = "hydra-jupyter"
             c.IdentityProvider.secure_cookie = \(isHTTPS ? "True" : "False")

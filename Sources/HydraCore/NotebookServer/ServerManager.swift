@@ -39,10 +39,15 @@ package struct ServerStatus: Sendable, Encodable {
     package let kernels: Int?
     package let memoryBytes: Int?
     package let supervision: Supervision
+    /// systemd mode: what the server's control group recorded (OOM kills, refused forks).
+    package let limitEvents: LimitEvents?
+    /// Those events since the server started, in words for the person; nil when there were none.
+    package let limitExplanation: String?
 
     enum CodingKeys: String, CodingKey {
         case user, running, pid, socket, started, kernels, supervision
-        case lastActivity = "last_activity", memoryBytes = "memory_bytes"
+        case lastActivity = "last_activity", memoryBytes = "memory_bytes", limitEvents = "limit_events"
+        case limitExplanation = "limit_explanation"
     }
 }
 
@@ -66,6 +71,7 @@ package struct ServerManager: Sendable {
     var home: HomeSetup { HomeSetup(config: config, account: identity.account) }
     package var supervision: Supervision { Supervision(config: config, name: identity.name) }
     package var unitName: String { SystemdUnit.name(for: identity.name) }
+    var kernelLimitHelp: KernelLimitHelp { KernelLimitHelp(supervision) }
     /// Every server hydra starts for this user carries this in its command line.
     var marker: String { "--config=\(home.jupyterConfigPath)" }
 
@@ -114,13 +120,16 @@ package struct ServerManager: Sendable {
         guard let record = readRecord(runtime), isServing(record, in: runtime),
               let answer = probe(record, path: "api/status", in: runtime) else {
             return ServerStatus(user: identity.name.value, running: false, pid: nil, socket: socketPath, started: nil,
-                                lastActivity: nil, kernels: nil, memoryBytes: nil, supervision: supervision)
+                                lastActivity: nil, kernels: nil, memoryBytes: nil, supervision: supervision,
+                                limitEvents: nil, limitExplanation: nil)
         }
         let info = try? JSONDecoder().decode(JupyterStatus.self, from: Data(answer.body.utf8))
+        // A detached server shares the control group of whatever started it: its counts are not the server's.
+        let events = supervision.mode == .systemd ? LimitEvents.read(serverPID: record.pid) : nil
         return ServerStatus(user: identity.name.value, running: true, pid: record.pid, socket: socketPath,
                             started: info?.started, lastActivity: info?.last_activity,
                             kernels: info?.kernels, memoryBytes: ProcessTable.groupRSS(record.pid),
-                            supervision: supervision)
+                            supervision: supervision, limitEvents: events, limitExplanation: events?.explanation())
     }
 
     /// Stops the server: SIGTERM to its process group, SIGKILL after 10 s. Returns whether one ran.
@@ -200,12 +209,13 @@ package struct ServerManager: Sendable {
         var command = config.server.command
         if !command[0].hasPrefix("/") { command[0] = "\(config.server.pythonEnv)/bin/\(command[0])" }
         let account = identity.account
-        let environment = [
+        var environment = [
             "HOME": account.home, "USER": account.name, "LOGNAME": account.name, "SHELL": account.shell,
             "PATH": "\(config.server.pythonEnv)/bin:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
             "HYDRA_USER": account.name, "HYDRA_SOCK": socketPath, "JUPYTER_RUNTIME_DIR": "\(runtimeDir)/\(RuntimeDirectory.Entry.jupyterRuntime)",
             "HYDRA_TOKEN_FILE": "\(runtimeDir)/\(RuntimeDirectory.Entry.jupyterRuntime)/\(Self.tokenFile)", "HYDRA_LOG": logPath,
         ]
+        if !kernelLimitHelp.isEmpty { environment["HYDRA_KERNEL_EXTENSION"] = "\(runtimeDir)/\(RuntimeDirectory.Entry.kernelExtension)" }
         return SystemdUnit(user: identity.name, command: command + [marker], environment: environment,
                            workingDirectory: account.home, logPath: logPath, limits: supervision.limits)
     }
@@ -215,6 +225,9 @@ package struct ServerManager: Sendable {
         rotateLog()
         let supervision = supervision
         appendToLog("hydra: starting the server at \(Date()) as \(supervision.summary)\n")
+        if !kernelLimitHelp.isEmpty {
+            try kernelLimitHelp.write(into: try runtime.subdirectory(RuntimeDirectory.Entry.kernelExtension, createMode: 0o700))
+        }
         let token = Secret.hexToken()
         try jupyterRuntime.writeAtomically(Self.tokenFile, Array(token.utf8), staging: jupyterRuntime, mode: 0o600)
         let unit = unit()

@@ -50,7 +50,7 @@ package struct Supervision: Sendable, Encodable {
             return "systemd user units (\(reason)); limits: \(applied.isEmpty ? "none" : applied.joined(separator: " "))"
         case .detached:
             var applied: [String] = []
-            if let memory = limits.memoryMaxBytes { applied.append("data segment \(memory >> 20) MiB per process (RLIMIT_DATA)") }
+            if let memory = limits.memoryMaxBytes { applied.append("data segment \(ResourceLimits.mebibytes(memory)) per process (RLIMIT_DATA)") }
             if let tasks = limits.tasksMax { applied.append("\(tasks) processes and threads for the account (RLIMIT_NPROC)") }
             let cpu = limits.cpuQuotaPercent == nil ? "" : "; cpu_quota needs systemd and is not applied"
             return "detached processes (\(reason)); limits: \(applied.isEmpty ? "none" : applied.joined(separator: ", "))\(cpu)"
