@@ -44,6 +44,9 @@ extension Front {
                 "memory": "\(server.residentBytes >> 20) MiB", "cpu": "\(Double(Int(server.cpuSeconds * 10)) / 10) s",
                 "kernels": server.kernels, "lastActivity": activity == nil ? "(hydra-gate not answering)" : Self.describe(seen, now: now),
                 "websockets": activity?[server.name]?.openWebsockets ?? 0, "runsAs": runsAs,
+                // The counts of the server's own unit; a detached server has none of its own.
+                "limits": supervision.mode == .systemd ? server.pid.flatMap { LimitEvents.read(serverPID: $0)?.summary } ?? "unknown"
+                    : "(detached: the kernel names the limit)",
             ]
         }
         let mirrors = config.courses.map { course -> [String: Any] in

@@ -110,6 +110,7 @@ package struct Front: Sendable {
                     }
                 }
             } else if let account, let server = RunningServer(name, uid: account.uid, config: config) {
+                if let notice = limitNotice(name, server: server, uid: account.uid) { return notice }
                 // Jupyter sends a browser whose login cookie it does not accept back here with
                 // `next`: that one always gets the auto-login page, so there is no loop.
                 let returning = request.cookie(Self.serverCookieName) == server.tag && request.queryValue("next") == nil

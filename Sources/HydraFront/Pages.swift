@@ -126,13 +126,13 @@ package struct Pages: Sendable {
             {{#gateDown}}<p class="error">hydra-gate does not answer: last activity is unknown, and nobody can reach their server.</p>{{/gateDown}}
             <h2>Running servers: {{serverCount}}</h2>
             <table id="servers">
-            <tr><th>Person</th><th>Since</th><th>Memory</th><th>CPU time</th><th>Kernels</th><th>Last activity</th><th>Open websockets</th><th>Runs as</th><th></th></tr>
+            <tr><th>Person</th><th>Since</th><th>Memory</th><th>CPU time</th><th>Kernels</th><th>Last activity</th><th>Open websockets</th><th>Runs as</th><th>Limits hit</th><th></th></tr>
             {{#servers}}<tr data-user="{{name}}"><td>{{name}}</td><td>{{since}}</td><td>{{memory}}</td><td>{{cpu}}</td><td>{{kernels}}</td>
-            <td>{{lastActivity}}</td><td>{{websockets}}</td><td>{{runsAs}}</td>
+            <td>{{lastActivity}}</td><td>{{websockets}}</td><td>{{runsAs}}</td><td>{{limits}}</td>
             <td><form method="post" action="/hydra/admin/stop"><input type="hidden" name="user" value="{{name}}">
             <input type="hidden" name="_xsrf" value="{{xsrf}}"><button type="submit" name="stop" value="{{name}}">Stop</button></form></td></tr>
             {{/servers}}
-            {{^servers}}<tr><td colspan="9" class="muted">None running.</td></tr>{{/servers}}
+            {{^servers}}<tr><td colspan="10" class="muted">None running.</td></tr>{{/servers}}
             </table>
             <h2>Course mirrors</h2>
             <table id="mirrors">
@@ -148,6 +148,12 @@ package struct Pages: Sendable {
             {{^incidents}}<tr><td colspan="4" class="muted">None since the machine started.</td></tr>{{/incidents}}
             </table>
             <p class="muted">Metrics for Prometheus: <a href="/hydra/metrics">/hydra/metrics</a>. The full story of an incident is in Apache's error log, under its id.</p>
+            """,
+        "limit-hit": """
+            <h1>Your notebook server hit a limit</h1>
+            <p>{{words}}</p>
+            <p>Your files are as you last saved them, and your notebook server is still running.</p>
+            <p><a href="/">Continue to your notebooks</a></p>
             """,
         "not-admin": """
             <h1>For administrators only</h1>

@@ -114,6 +114,26 @@ final class AdminTests {
         #expect(first.lowerBound < second.lowerBound)
     }
 
+    @Test func aPersonIsToldOnceWhyTheirKernelDiedThenAgainAfterTheNextKill() throws {
+        let front = try front()
+        let alice = try UserName("alice")
+        func reading(pid: Int32 = 4242, kills: Int, refusals: Int = 0) -> LimitEvents {
+            LimitEvents(serverPID: pid, controlGroup: "/user.slice/hydra-jupyter-alice.service", oomKills: kills, taskLimitHits: refusals,
+                        memoryMaxBytes: 384 << 20, tasksMax: 100)
+        }
+        #expect(front.limitNotice(alice, reading: nil) == nil)
+        #expect(front.limitNotice(alice, reading: reading(kills: 0)) == nil)
+        let first = try #require(front.limitNotice(alice, reading: reading(kills: 1)))
+        let page = String(decoding: first.body, as: UTF8.self)
+        #expect(first.status == 200 && page.contains("A kernel of yours was stopped") && page.contains("384 MiB"))
+        #expect(front.limitNotice(alice, reading: reading(kills: 1)) == nil)                 // told once
+        #expect(front.limitNotice(alice, reading: reading(kills: 2)) != nil)                 // a new kill
+        #expect(front.limitNotice(alice, reading: reading(kills: 2, refusals: 1)).map { String(decoding: $0.body, as: UTF8.self) }?
+            .contains("could not start more than 100 processes") == true)
+        #expect(front.limitNotice(alice, reading: reading(pid: 5353, kills: 1)) != nil)      // another server: counted afresh
+        #expect(front.limitNotice(try UserName("bob"), reading: reading(kills: 1)) != nil)   // each person their own
+    }
+
     @Test func metricsSignedInAreForAdminsAndSayWhenTheGateIsDown() throws {
         let front = try front()
         #expect(ask(front, "/hydra/metrics", as: "alice").status == 403)

@@ -339,6 +339,22 @@ def check_status_tells_why_in_words():
     return f"oom_kills {events['oom_kills']}, task_limit_hits {events['task_limit_hits']}"
 
 
+def check_next_page_and_admin_page_tell_why():
+    """The person's next visit through the front (a browser without the shortcut cookie) gets a
+    page that says why, in words, once; the admin page shows the counts beside the server."""
+    told = visit(browser_for(USER, PASSWORD))
+    assert told.status == 200 and "Your notebook server hit a limit" in told.page, told.trail()
+    assert "of yours" in told.page and "your notebook server used more than 384 MiB of memory" in told.page, told.page[:1500]
+    again = visit(browser_for(USER, PASSWORD))
+    assert_in_lab(again, USER)  # told once: the visit after goes on into the lab
+    status, _, page = browser_for("carol", PASSWORD).get("/hydra/admin")
+    assert status == 200, f"carol's admin page: {status} {page[:500]}"
+    row = re.search(rf'<tr data-user="{USER}">(.*?)</tr>', page, re.S)
+    assert row and "ended by the OOM killer" in row.group(1) and "systemd unit" in row.group(1), page[:3000]
+    info("what the front told %s: %s" % (USER, re.sub(r"<[^>]+>", " ", told.page.split("<h1>", 1)[-1])[:400]))
+    return re.sub(r"<[^>]+>|\s+", " ", row.group(1)).strip()
+
+
 def check_status_agrees_with_systemd():
     shown = status()
     props = unit_properties(UNIT, "ActiveState", "MainPID")
@@ -449,6 +465,7 @@ PHASES = {
         ("a kernel allocating past memory_max is OOM-killed, the server lives", check_oom_kills_the_kernel_not_the_server),
         ("a fork bomb stops at tasks_max, the server lives", check_fork_bomb_stops_at_tasks_max),
         ("`ipynb-launch status` tells why, in words: the OOM kill and the refused forks", check_status_tells_why_in_words),
+        ("the next page tells the person why, once; the admin page shows it", check_next_page_and_admin_page_tell_why),
         ("`ipynb-launch status` agrees with systemd", check_status_agrees_with_systemd),
         ("`ipynb-launch stop` stops the unit; status and systemd agree", check_stop_agrees_with_systemd),
         ("after a stop, the next visit starts a fresh server unit", check_visit_after_stop_starts_a_fresh_unit),
