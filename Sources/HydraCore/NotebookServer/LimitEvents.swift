@@ -44,7 +44,7 @@ package struct LimitEvents: Sendable, Equatable, Codable {
         guard memoryEvents != nil || pidsEvents != nil else { return nil }
         return LimitEvents(serverPID: serverPID, controlGroup: group.path,
                            oomKills: count("oom_kill", in: memoryEvents), taskLimitHits: count("max", in: pidsEvents),
-                           memoryMaxBytes: limit(group.file("memory.max")), tasksMax: limit(group.file("pids.max")).map { Int($0) })
+                           memoryMaxBytes: limit(group.file("memory.max")), tasksMax: limit(group.file("pids.max")).flatMap { Int(exactly: $0) })
     }
 
     /// A "KEY COUNT" line of an events file; 0 when the file or the key is missing.
