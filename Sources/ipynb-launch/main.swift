@@ -99,9 +99,7 @@ extension IpynbLaunch {
                 let text = status.running
                     ? "running (PID \(status.pid ?? 0), \((status.memoryBytes ?? 0) >> 20) MiB, \(status.kernels ?? 0) kernels, last activity \(status.lastActivity ?? "?"))"
                     : "not running"
-                let events = status.limitEvents.map {
-                    "; since it started, limits reached: \($0.oomKills) processes ended at memory.max, \($0.taskLimitHits) forks refused at pids.max"
-                } ?? ""
+                let events = status.limitEvents.map { "; since it started: \($0.summary)" } ?? ""
                 let explanation = status.limitExplanation.map { "\n\($0)" } ?? ""
                 return (status, .done, "\(status.user): \(text)\(events); servers run as \(status.supervision.summary)\(explanation)")
             }

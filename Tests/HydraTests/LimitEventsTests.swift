@@ -65,6 +65,7 @@ struct LimitEventsTests {
         #expect(events(kills: 3).explanation()?.hasPrefix("Kernels of yours were stopped 3 times because") == true)
         #expect(events(kills: 1, memory: nil).explanation()?.contains("because the machine ran out of memory.") == true)
         #expect(events().explanation() == nil)
+        #expect(events(kills: 1, refusals: 2).summary == "1 process ended by the OOM killer, 2 forks or threads refused at pids.max")
     }
 
     @Test("a refused fork is told with tasks_max")

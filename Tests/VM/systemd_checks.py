@@ -334,7 +334,7 @@ def check_status_tells_why_in_words():
     assert "of yours" in words and "more than 384 MiB of memory, this site's limit per person" in words, words
     assert "could not start more than 100 processes and threads" in words, words
     printed = as_user(USER, LAUNCH, "status").stdout
-    assert "processes ended at memory.max" in printed and "384 MiB" in printed, printed
+    assert "ended by the OOM killer" in printed and "384 MiB" in printed, printed
     info(f"what `ipynb-launch status` tells {USER}:\n{printed}")
     return f"oom_kills {events['oom_kills']}, task_limit_hits {events['task_limit_hits']}"
 

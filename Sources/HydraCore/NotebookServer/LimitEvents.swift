@@ -34,16 +34,17 @@ package struct LimitEvents: Sendable, Equatable, Codable {
         self.tasksMax = tasksMax
     }
 
-    /// The counts of the control group the server with `serverPID` runs in (cgroup v2), read
-    /// without privilege; nil when the process is gone or its group has neither memory.events
-    /// nor pids.events. Cheap: two small reads of /proc and four of /sys.
+    /// The counts of the control group the server with `serverPID` runs in (cgroup v2); nil when
+    /// the process is gone or its group has neither memory.events nor pids.events. Any account
+    /// may read these files (the person, the web server's account). Cheap: one read of /proc and
+    /// four of /sys. Only meaningful in the systemd mode, where the group is the server's unit.
     package static func read(serverPID: Int32, cgroupRoot: String = "/sys/fs/cgroup", procRoot: String = "/proc") -> LimitEvents? {
         guard let group = ControlGroup(ofProcess: serverPID, procRoot: procRoot, cgroupRoot: cgroupRoot) else { return nil }
         let memoryEvents = group.file("memory.events"), pidsEvents = group.file("pids.events")
         guard memoryEvents != nil || pidsEvents != nil else { return nil }
         return LimitEvents(serverPID: serverPID, controlGroup: group.path,
                            oomKills: count("oom_kill", in: memoryEvents), taskLimitHits: count("max", in: pidsEvents),
-                           memoryMaxBytes: limit(group.file("memory.max")), tasksMax: limit(group.file("pids.max")).map { Int($0) })
+                           memoryMaxBytes: limit(group.file("memory.max")), tasksMax: limit(group.file("pids.max")).flatMap { Int(exactly: $0) })
     }
 
     /// A "KEY COUNT" line of an events file; 0 when the file or the key is missing.
@@ -58,6 +59,12 @@ package struct LimitEvents: Sendable, Equatable, Codable {
     /// memory.max or pids.max: a number, or "max" for none.
     static func limit(_ text: String?) -> UInt64? {
         text.flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// The counts for an admin: "1 process ended by the OOM killer, 0 forks or threads refused at pids.max".
+    package var summary: String {
+        "\(oomKills) \(oomKills == 1 ? "process" : "processes") ended by the OOM killer, "
+            + "\(taskLimitHits) \(taskLimitHits == 1 ? "fork or thread" : "forks or threads") refused at pids.max"
     }
 
     /// What happened since `previous` (an earlier reading of the same server; nil or another
