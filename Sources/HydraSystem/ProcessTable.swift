@@ -47,18 +47,18 @@ package enum ProcessTable {
     }
 }
 
-/// One process as /proc shows it: whose it is, its session, what it holds and has used.
+/// One process as /proc shows it: whose it is, its parent, what it holds and has used.
 package struct ProcessSample: Sendable, Equatable {
     package let pid: Int32
+    package let parentPID: Int32
     package let uid: UInt32
-    package let session: Int32
     package let residentBytes: UInt64
     package let cpuSeconds: Double
     package let commandLine: [String]
 
-    package init(pid: Int32, uid: UInt32, session: Int32, residentBytes: UInt64, cpuSeconds: Double, commandLine: [String]) {
-        (self.pid, self.uid, self.session, self.residentBytes, self.cpuSeconds, self.commandLine) =
-            (pid, uid, session, residentBytes, cpuSeconds, commandLine)
+    package init(pid: Int32, parentPID: Int32, uid: UInt32, residentBytes: UInt64, cpuSeconds: Double, commandLine: [String]) {
+        (self.pid, self.parentPID, self.uid, self.residentBytes, self.cpuSeconds, self.commandLine) =
+            (pid, parentPID, uid, residentBytes, cpuSeconds, commandLine)
     }
 }
 
@@ -76,7 +76,7 @@ extension ProcessTable {
             let command = FileManager.default.contents(atPath: "\(procRoot)/\(entry)/cmdline").map {
                 $0.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             } ?? []
-            return ProcessSample(pid: pid, uid: owner, session: stat.session, residentBytes: stat.residentPages * pageSize,
+            return ProcessSample(pid: pid, parentPID: stat.parent, uid: owner, residentBytes: stat.residentPages * pageSize,
                                  cpuSeconds: Double(stat.userTicks + stat.systemTicks) / ticks, commandLine: command)
         }
     }
@@ -84,18 +84,18 @@ extension ProcessTable {
     /// The fields of /proc/PID/stat hydra reads (proc(5)); the command name in parentheses may
     /// itself hold spaces and parentheses, so the fields are counted from the last ')'.
     package struct StatLine: Equatable {
-        package let session: Int32
+        package let parent: Int32
         package let userTicks: UInt64
         package let systemTicks: UInt64
         package let residentPages: UInt64
 
         package init?(_ text: String) {
             guard let close = text.lastIndex(of: ")") else { return nil }
-            // From field 3 (state) on: session is field 6, utime 14, stime 15, rss 24.
+            // From field 3 (state) on: ppid is field 4, utime 14, stime 15, rss 24.
             let fields = text[text.index(after: close)...].split(separator: " ")
-            guard fields.count > 21, let session = Int32(fields[3]), let user = UInt64(fields[11]),
+            guard fields.count > 21, let parent = Int32(fields[1]), let user = UInt64(fields[11]),
                   let system = UInt64(fields[12]), let resident = Int64(fields[21]) else { return nil }
-            (self.session, userTicks, systemTicks, residentPages) = (session, user, system, UInt64(max(0, resident)))
+            (self.parent, userTicks, systemTicks, residentPages) = (parent, user, system, UInt64(max(0, resident)))
         }
     }
 

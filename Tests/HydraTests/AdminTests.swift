@@ -150,8 +150,21 @@ struct MonitoringTests {
         let line = "4242 (evil) (name 1 2) S 1 4242 4240 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 3 0 1000 123456789 2048 18446744073709551615"
         let stat = try #require(ProcessTable.StatLine(line))
         #expect(stat == ProcessTable.StatLine("1 (x) S 1 4242 4240 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 3 0 1000 123456789 2048 1"))
-        #expect(stat.session == 4240 && stat.userTicks == 250 && stat.systemTicks == 50 && stat.residentPages == 2048)
+        #expect(stat.parent == 1 && stat.userTicks == 250 && stat.systemTicks == 50 && stat.residentPages == 2048)
         #expect(ProcessTable.StatLine("4242 (truncated) S 1 2") == nil)
+    }
+
+    @Test func aServersUsageIsItsProcessTreeKernelsInSessionsOfTheirOwnIncluded() {
+        func process(_ pid: Int32, parent: Int32, _ command: String...) -> ProcessSample {
+            ProcessSample(pid: pid, parentPID: parent, uid: 30_002, residentBytes: 100, cpuSeconds: 1, commandLine: command)
+        }
+        let table = [process(10, parent: 1, "jupyter-lab"), process(11, parent: 10, "python", "-m", "ipykernel_launcher", "-f", "k.json"),
+                     process(12, parent: 11, "bash"), process(13, parent: 12, "python", "-m", "ipykernel_launcher"),
+                     process(20, parent: 1, "sshd"), process(21, parent: 20, "python", "-m", "ipykernel_launcher")]
+        let tree = ServerCensus.tree(of: 10, in: table)
+        #expect(tree.map(\.pid).sorted() == [10, 11, 12, 13])
+        #expect(tree.filter { ServerCensus.isKernel($0.commandLine) }.count == 2)
+        #expect(ServerCensus.tree(of: 99, in: table).isEmpty)
     }
 
     @Test func heldFlocksAreCountedAndWaitersAreNot() throws {

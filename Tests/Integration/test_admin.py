@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import PASSWORD, PREFIX, Browser, as_web_server, sh
 from e2e_site import browsers, keep_logs, reload_apache, server_pid, stop_server  # noqa: F401 (browsers: a fixture)
 from hydra_site import install_config, wait_for
-from load_support import ErrorLog
+from load_support import ErrorLog, api, browser_for, visit
 
 ADMIN_CONFIG = {"admin.users": '["carol"]'}
 STUDENTS = ["alice", "bob"]
@@ -96,6 +96,11 @@ def test_admin_page_lists_servers_and_stops_one_in_a_browser(browsers):
         first_visit(name)
     bob_before = server_pid("bob")
     assert server_pid("alice") and bob_before
+    # alice opens a notebook: a kernel, which jupyter_client starts in a session of its own.
+    alice = browser_for("alice")
+    assert visit(alice).in_lab("alice")
+    code, body = api(alice, "alice", "POST", "kernels", {"name": "python3"})
+    assert code == 201, f"starting a kernel: {code} {body[:300]}"
 
     carol = admin_browser(browsers)
     carol.get("/hydra/admin")
@@ -103,6 +108,19 @@ def test_admin_page_lists_servers_and_stops_one_in_a_browser(browsers):
     rows = {row.get_attribute("data-user"): row.text for row in carol.driver.find_elements("css selector", "#servers tr[data-user]")}
     assert {"alice", "bob"} <= set(rows), f"the servers carol sees: {rows}"
     assert re.search(r"\d+ MiB", rows["bob"]) and "tutorials" in carol.text(), carol.text()[:2000]
+
+    def cells(user):
+        return [cell.text for cell in carol.driver.find_elements("css selector", f'#servers tr[data-user="{user}"] td')]
+    # Person, since, memory, CPU time, kernels, last activity: her kernel is counted, and its memory.
+    def kernel_counted(browser):
+        if cells("alice")[4:5] == ["1"]:
+            return True
+        browser.get("/hydra/admin")  # the kernel may still be starting: the admin reloads
+        return False
+    carol.wait(kernel_counted, "alice's kernel on the admin page", timeout=60)
+    alice_memory, bob_memory = (int(cells(user)[2].split()[0]) for user in ("alice", "bob"))
+    assert alice_memory > bob_memory + 20, f"alice's server with a kernel: {alice_memory} MiB, bob's without: {bob_memory} MiB"
+    assert "ago" in cells("alice")[5], cells("alice")  # the gate saw her traffic
     carol.shot("admin-page")
 
     carol.driver.find_element("css selector", '#servers tr[data-user="bob"] button').click()

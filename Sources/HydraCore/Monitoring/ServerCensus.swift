@@ -3,7 +3,7 @@ import FoundationEssentials
 
 /// The notebook servers running on this machine, as the web server's account can see them
 /// without privilege: the socket in each runtime directory, the process listening on it
-/// (SO_PEERCRED) and its session's processes in /proc.
+/// (SO_PEERCRED) and the processes it started, in /proc.
 package struct ServerCensus: Sendable {
     package struct Server: Sendable, Equatable {
         package let name: String
@@ -11,7 +11,8 @@ package struct ServerCensus: Sendable {
         package let since: Date?
         /// The listening process, when it accepted the check's connection.
         package let pid: Int32?
-        /// Summed over the server's session: the server, its kernels and what they started.
+        /// Summed over the server and its descendants: its kernels (each in a session of its
+        /// own, as jupyter_client starts them) and whatever they started.
         package let residentBytes: UInt64
         package let cpuSeconds: Double
         package let kernels: Int
@@ -47,13 +48,25 @@ package struct ServerCensus: Sendable {
             }
             let token = directory.flatMap { try? $0.entryStatus(RuntimeDirectory.Entry.loginToken) }
             let since = token.map { Date(timeIntervalSince1970: Double($0.modifiedNanoseconds) / 1e9) }
-            let session = pid.flatMap { pid in processes.first { $0.pid == pid }?.session }
-            let own = processes.filter { $0.uid == account?.uid && $0.session == session && session != nil }
+            let own = pid.map { Self.tree(of: $0, in: processes) } ?? []
             return Server(name: name, since: since, pid: pid,
                           residentBytes: own.reduce(0) { $0 + $1.residentBytes },
                           cpuSeconds: own.reduce(0) { $0 + $1.cpuSeconds },
                           kernels: own.filter { Self.isKernel($0.commandLine) }.count)
         }
+    }
+
+    /// `root` and every process below it (a child of the person's that left the tree, e.g. a
+    /// daemon, is not counted: it is no longer the server's).
+    static func tree(of root: Int32, in processes: [ProcessSample]) -> [ProcessSample] {
+        let children = Dictionary(grouping: processes, by: \.parentPID)
+        var found = processes.filter { $0.pid == root }
+        var index = 0
+        while index < found.count {
+            found += children[found[index].pid] ?? []
+            index += 1
+        }
+        return found
     }
 
     /// A Jupyter kernel as jupyter_client starts it: `python -m ipykernel_launcher -f ...`.
