@@ -98,9 +98,10 @@ package struct Front: Sendable {
             if let account { try policy.checkExisting(account, name: name) }
             if !isAccountReady(name, account: account) {
                 let outcome = try helpers.addLDAPUser(name)
-                noteProvisioning(outcome)
+                let answer = outcome.decode(HelperCalls.ProvisionAnswer.self)
+                noteProvisioning(outcome, answer)
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
-                if let answer = outcome.decode(HelperCalls.ProvisionAnswer.self) {
+                if let answer {
                     // Repairs mean someone changed what addldapuser set up; the rest is routine
                     // (a new account, a runtime directory gone with a reboot).
                     if !answer.repairs.isEmpty {
@@ -110,7 +111,7 @@ package struct Front: Sendable {
                     }
                 }
             } else if let account, let server = RunningServer(name, uid: account.uid, config: config) {
-                if let notice = limitNotice(name, server: server, uid: account.uid) { return notice }
+                if let notice = limitNotice(name, server: server) { return notice }
                 // Jupyter sends a browser whose login cookie it does not accept back here with
                 // `next`: that one always gets the auto-login page, so there is no loop.
                 let returning = request.cookie(Self.serverCookieName) == server.tag && request.queryValue("next") == nil
@@ -138,14 +139,14 @@ package struct Front: Sendable {
                 held.append(slot)
             }
             refreshMirrors()
-            let outcome = try withExtendedLifetime(held) { try runStart(name) }
+            let (outcome, startAnswer) = try withExtendedLifetime(held) { try runStart(name) }
             if outcome.abandoned {
                 logger.info("stopped waiting for the start (the front is exiting, or it took \(Int(HelperCalls.longestVisitWaitSeconds)) s); it goes on and the visit reloads",
                             metadata: ["user": "\(name)"])
                 return startingPage(name, reason: "Your notebook server is starting.")
             }
             if let failure = failurePage(for: outcome, name: name, action: "ipynb-launch start") { return failure }
-            guard let answer = outcome.decode(HelperCalls.StartAnswer.self), answer.token.count >= 32 else {
+            guard let answer = startAnswer, answer.token.count >= 32 else {
                 return incident(name, "ipynb-launch start gave no usable answer: \(outcome.message)")
             }
             logger.info("visit: \(answer.outcome) server", metadata: [
@@ -185,8 +186,8 @@ package struct Front: Sendable {
             guard let turn = try? gate.userTurn(name, patience: Double(config.server.startTimeoutSeconds)) else { return }
             refreshMirrors()
             do {
-                let outcome = try withExtendedLifetime(turn) { try runStart(name) }
-                if outcome.decode(HelperCalls.StartAnswer.self) == nil, outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine {
+                let (outcome, answer) = try withExtendedLifetime(turn) { try runStart(name) }
+                if answer == nil, outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine {
                     logger.warning("sync after the visit: ipynb-launch start exited \(outcome.status): \(LogSafe.quote(outcome.message, limit: 400))",
                                    metadata: ["user": "\(name)"])
                 }
@@ -196,15 +197,16 @@ package struct Front: Sendable {
         }
     }
 
-    /// `ipynb-launch start`, counted for the metrics. A course that could not be synced leaves
-    /// the user's files as they were; the admin hears why.
-    func runStart(_ name: UserName) throws -> HelperCalls.Outcome {
+    /// `ipynb-launch start`, counted for the metrics: the helper's outcome and its decoded answer
+    /// (nil when it gave none). A course that could not be synced leaves the user's files as
+    /// they were; the admin hears why.
+    func runStart(_ name: UserName) throws -> (HelperCalls.Outcome, HelperCalls.StartAnswer?) {
         let outcome = try helpers.startServer(name)
-        guard !outcome.abandoned else { return outcome }
+        guard !outcome.abandoned else { return (outcome, nil) }
         link.send(.helper(name: "ipynb-launch start", exitStatus: outcome.status))
         guard let answer = outcome.decode(HelperCalls.StartAnswer.self) else {
             link.send(.start(outcome: "failed", seconds: outcome.seconds))
-            return outcome
+            return (outcome, nil)
         }
         link.send(.start(outcome: answer.outcome.rawValue, seconds: outcome.seconds))
         for sync in answer.sync {
@@ -213,14 +215,14 @@ package struct Front: Sendable {
                 logger.warning("course folder \(LogSafe.quote(sync.folder)) not synced: \(LogSafe.quote(error, limit: 400))", metadata: ["user": "\(name)"])
             }
         }
-        return outcome
+        return (outcome, answer)
     }
 
     /// addldapuser's run, counted for the metrics: its exit, a new account, a directory down.
-    func noteProvisioning(_ outcome: HelperCalls.Outcome) {
+    func noteProvisioning(_ outcome: HelperCalls.Outcome, _ answer: HelperCalls.ProvisionAnswer?) {
         link.send(.helper(name: "addldapuser", exitStatus: outcome.status))
         if outcome.exitStatus == .ldapUnavailable { link.send(.ldapUnavailable) }
-        if outcome.decode(HelperCalls.ProvisionAnswer.self)?.actions.contains(where: { $0.hasPrefix(AccountProvisioner.createAction) }) == true {
+        if answer?.actions.contains(where: { $0.hasPrefix(AccountProvisioner.createAction) }) == true {
             link.send(.accountCreated)
         }
     }
@@ -347,15 +349,18 @@ package struct Front: Sendable {
 /// server's group.
 struct RunningServer {
     let directory: DirectoryHandle
+    /// The process listening on the socket (SO_PEERCRED of the check's connection).
+    let pid: Int32
     /// Names this server instance without revealing anything: the published token file's inode
     /// and time (every server start writes a new file).
     let tag: String
 
     init?(_ name: UserName, uid: UInt32, config: HydraConfig) {
         let path = RuntimeDirectory(base: config.server.runtimeDir).path(for: name)
-        guard let directory = try? DirectoryHandle.open(path), ServerSocket.isListening(in: directory, ownerUID: uid),
+        guard let directory = try? DirectoryHandle.open(path), let pid = ServerSocket.listenerPID(in: directory, ownerUID: uid),
               let info = try? directory.entryStatus(RuntimeDirectory.Entry.loginToken), let tag = Self.tag(of: info) else { return nil }
         self.directory = directory
+        self.pid = pid
         self.tag = tag
     }
 

@@ -9,10 +9,9 @@ import FoundationEssentials
 extension Front {
     /// The notice for `name`'s running server, or nil when nothing new happened (or the servers
     /// run detached: there a kernel names the limit itself, in its MemoryError).
-    func limitNotice(_ name: UserName, server: RunningServer, uid: UInt32) -> FrontResponse? {
-        guard Supervision(config: config).mode == .systemd,
-              let pid = ServerSocket.listenerPID(in: server.directory, ownerUID: uid) else { return nil }
-        return limitNotice(name, reading: LimitEvents.read(serverPID: pid))
+    func limitNotice(_ name: UserName, server: RunningServer) -> FrontResponse? {
+        guard Supervision(config: config).mode == .systemd else { return nil }
+        return limitNotice(name, reading: LimitEvents.read(serverPID: server.pid))
     }
 
     func limitNotice(_ name: UserName, reading: LimitEvents?) -> FrontResponse? {

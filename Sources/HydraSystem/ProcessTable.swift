@@ -31,20 +31,6 @@ package enum ProcessTable {
             realUID(of: pid) == uid && isAlive(pid) && commandLine(of: pid).contains(where: { $0.contains(marker) })
         }
     }
-
-    /// Resident memory of a process group, in bytes.
-    package static func groupRSS(_ pgid: Int32) -> Int {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        let pageSize = ProcessControl.pageSize
-        var total = 0
-        for pid in entries.compactMap({ Int32($0) }) where ProcessControl.groupID(of: pid) == pgid {
-            if let statm = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8),
-               let pages = Int(statm.split(separator: " ").dropFirst().first ?? "") {
-                total += pages * pageSize
-            }
-        }
-        return total
-    }
 }
 
 /// One process as /proc shows it: whose it is, its parent, what it holds and has used.
@@ -97,6 +83,19 @@ extension ProcessTable {
                   let system = UInt64(fields[12]), let resident = Int64(fields[21]) else { return nil }
             (self.parent, userTicks, systemTicks, residentPages) = (parent, user, system, UInt64(max(0, resident)))
         }
+    }
+
+    /// `root` and every process below it in `processes` (a process that left the tree, e.g. a
+    /// daemon, is no longer counted as root's).
+    package static func tree(of root: Int32, in processes: [ProcessSample]) -> [ProcessSample] {
+        let children = Dictionary(grouping: processes, by: \.parentPID)
+        var found = processes.filter { $0.pid == root }
+        var index = 0
+        while index < found.count {
+            found += children[found[index].pid] ?? []
+            index += 1
+        }
+        return found
     }
 
     /// How many flock locks are held (not merely waited for) on files with these inode numbers,

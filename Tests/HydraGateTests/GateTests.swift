@@ -30,17 +30,7 @@ final class GateTests {
     }
 
     func gate(_ settings: String = "") throws -> String {
-        let groupName = String(cString: getgrgid(getgid()).pointee.gr_name)
-        let config = try HydraConfig.parse("""
-            [site]
-            public_url = "http://localhost"
-            web_server_group = "\(groupName)"
-            [server]
-            runtime_dir = "\(base)"
-            runtime_dir_size = ""
-            [gate]
-            \(settings)
-            """, path: "hydra.toml")
+        let config = try gateTestConfig(base: base, extra: "[gate]\n\(settings)")
         let path = "\(base)/.gate/gate.sock"
         _ = try Gate(config: config, logger: Logger(label: "test")).listen(on: path, group: group)
         return path

@@ -23,23 +23,8 @@ final class SiteMetricsTests {
         try? FileManager.default.removeItem(atPath: base)
     }
 
-    func config() throws -> HydraConfig {
-        let groupName = String(cString: getgrgid(getgid()).pointee.gr_name)
-        return try HydraConfig.parse("""
-            [site]
-            public_url = "http://localhost"
-            web_server_group = "\(groupName)"
-            [server]
-            runtime_dir = "\(base)"
-            runtime_dir_size = ""
-            [[courses]]
-            repo = "/srv/course.git"
-            folder = "tutorials"
-            """, path: "hydra.toml")
-    }
-
     func running() throws -> (Gate, GateLink) {
-        let config = try config()
+        let config = try gateTestConfig(base: base, extra: "[[courses]]\nrepo = \"/srv/course.git\"\nfolder = \"tutorials\"")
         let gate = try Gate(config: config, logger: Logger(label: "test"))
         _ = try gate.listenForControl(on: Gate.controlSocketPath(beside: "\(base)/.gate/gate.sock"), group: group)
         return (gate, GateLink(config: config))

@@ -161,10 +161,10 @@ struct MonitoringTests {
         let table = [process(10, parent: 1, "jupyter-lab"), process(11, parent: 10, "python", "-m", "ipykernel_launcher", "-f", "k.json"),
                      process(12, parent: 11, "bash"), process(13, parent: 12, "python", "-m", "ipykernel_launcher"),
                      process(20, parent: 1, "sshd"), process(21, parent: 20, "python", "-m", "ipykernel_launcher")]
-        let tree = ServerCensus.tree(of: 10, in: table)
+        let tree = ProcessTable.tree(of: 10, in: table)
         #expect(tree.map(\.pid).sorted() == [10, 11, 12, 13])
         #expect(tree.filter { ServerCensus.isKernel($0.commandLine) }.count == 2)
-        #expect(ServerCensus.tree(of: 99, in: table).isEmpty)
+        #expect(ProcessTable.tree(of: 99, in: table).isEmpty)
     }
 
     @Test func heldFlocksAreCountedAndWaitersAreNot() throws {

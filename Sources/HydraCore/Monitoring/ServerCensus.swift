@@ -48,25 +48,12 @@ package struct ServerCensus: Sendable {
             }
             let token = directory.flatMap { try? $0.entryStatus(RuntimeDirectory.Entry.loginToken) }
             let since = token.map { Date(timeIntervalSince1970: Double($0.modifiedNanoseconds) / 1e9) }
-            let own = pid.map { Self.tree(of: $0, in: processes) } ?? []
+            let own = pid.map { ProcessTable.tree(of: $0, in: processes) } ?? []
             return Server(name: name, since: since, pid: pid,
                           residentBytes: own.reduce(0) { $0 + $1.residentBytes },
                           cpuSeconds: own.reduce(0) { $0 + $1.cpuSeconds },
                           kernels: own.filter { Self.isKernel($0.commandLine) }.count)
         }
-    }
-
-    /// `root` and every process below it (a child of the person's that left the tree, e.g. a
-    /// daemon, is not counted: it is no longer the server's).
-    static func tree(of root: Int32, in processes: [ProcessSample]) -> [ProcessSample] {
-        let children = Dictionary(grouping: processes, by: \.parentPID)
-        var found = processes.filter { $0.pid == root }
-        var index = 0
-        while index < found.count {
-            found += children[found[index].pid] ?? []
-            index += 1
-        }
-        return found
     }
 
     /// A Jupyter kernel as jupyter_client starts it: `python -m ipykernel_launcher -f ...`.

@@ -128,8 +128,14 @@ package struct ServerManager: Sendable {
         let events = supervision.mode == .systemd ? LimitEvents.read(serverPID: record.pid) : nil
         return ServerStatus(user: identity.name.value, running: true, pid: record.pid, socket: socketPath,
                             started: info?.started, lastActivity: info?.last_activity,
-                            kernels: info?.kernels, memoryBytes: ProcessTable.groupRSS(record.pid),
+                            kernels: info?.kernels, memoryBytes: Int(residentBytes(ofServer: record.pid)),
                             supervision: supervision, limitEvents: events, limitExplanation: events?.explanation())
+    }
+
+    /// The server's memory with its kernels': jupyter_client starts each kernel in a session and
+    /// process group of its own, so the server's process tree is what counts.
+    func residentBytes(ofServer pid: Int32) -> UInt64 {
+        ProcessTable.tree(of: pid, in: ProcessTable.snapshot(minimumUID: identity.account.uid)).reduce(0) { $0 + $1.residentBytes }
     }
 
     /// Stops the server: SIGTERM to its process group, SIGKILL after 10 s. Returns whether one ran.
