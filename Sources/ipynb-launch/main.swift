@@ -131,7 +131,7 @@ extension IpynbLaunch {
 
         func run() throws {
             try common.run("unit") { config, identity in
-                let unit = ServerManager(config: config, identity: identity).unit()
+                let unit = LocalBackend(config: config, identity: identity).unit()
                 let report: [String: String] = ["name": unit.name, "unit_file": unit.unitFile]
                 return (report, .done, unit.unitFile)
             }

@@ -124,7 +124,7 @@ struct KernelLimitHelpTests {
         let account = PasswdEntry(name: "alice", uid: 1001, gid: 1001, gecos: "", home: "/home/alice", shell: "/bin/bash")
         let identity = LaunchIdentity(name: try UserName("alice"), account: account)
         func environment(_ limits: String) throws -> [String: String] {
-            let unit = ServerManager(config: try config("supervisor = \"detached\"\n" + limits), identity: identity).unit()
+            let unit = LocalBackend(config: try config("supervisor = \"detached\"\n" + limits), identity: identity).unit()
             return Dictionary(uniqueKeysWithValues: unit.environment)
         }
         #expect(try environment("memory_max = \"1G\"\n")["HYDRA_KERNEL_EXTENSION"] == "/run/hydra/alice/kernel-extension")
