@@ -9,6 +9,9 @@ package enum FileSystem {
     /// Whether something is at `path` (following links, as access(2) does).
     package static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// Whether the caller may execute `path` (following links, as access(2) does).
+    package static func isExecutable(_ path: String) -> Bool { access(path, X_OK) == 0 }
+
     /// Renames `from` to `to`, replacing it.
     package static func rename(_ from: String, to: String) throws(SystemError) {
         guard Glibc.rename(from, to) == 0 else { throw SystemError("renaming", "\(from) to \(to)") }

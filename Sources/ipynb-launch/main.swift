@@ -140,13 +140,18 @@ extension IpynbLaunch {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check that this account may use hydra and that its runtime directory is ready.")
+            abstract: "Check that this account may use hydra and that its runtime directory is ready.",
+            discussion: """
+                With a [slurm] table in the configuration, also ask Slurm, as you: the partition and its \
+                nodes (sinfo), and whether it would accept your server's job with the [slurm] settings \
+                (sbatch --test-only; nothing is submitted).
+                """)
         @OptionGroup var common: Common
 
         func run() throws {
             try common.run("check") { config, identity in
                 let report = LaunchCheck(config: config, identity: identity)
-                return (report, report.ready ? .done : .temporaryFailure, report.summary)
+                return (report, report.exitStatus, report.summary)
             }
         }
     }

@@ -111,6 +111,8 @@ package struct HydraConfig: Sendable, Equatable {
     package var limits: LimitSettings
     package var gate: Gate
     package var admin: Admin
+    /// nil: no `[slurm]` table.
+    package var slurm: SlurmSettings?
     package var courses: [Course]
 
     /// Parses a document; `path` only names the file in messages.
@@ -272,6 +274,13 @@ package struct HydraConfig: Sendable, Equatable {
         var limits = try section("limits", &root)
         self.limits = try limits.limitSettings()
         try limits.finish()
+
+        if var slurm = try root.subtable("slurm") {
+            self.slurm = try slurm.slurmSettings()
+            try slurm.finish()
+        } else {
+            self.slurm = nil
+        }
 
         var courses: [Course] = []
         for var course in try root.tableArray("courses") {
