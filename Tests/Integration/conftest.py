@@ -8,7 +8,7 @@ if os.environ.get("HYDRA_SANDBOX") != "1":
                 "(or scripts/sandbox), never directly", returncode=2)
 
 from hydra_site import *  # noqa: E402,F401,F403  (the tests import names from here)
-from hydra_site import install_config, start_directory, start_site, stop_site  # noqa: E402
+from hydra_site import SlurmCluster, install_config, start_directory, start_site, stop_site  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +23,16 @@ def site(directory):
     start_site()
     yield
     stop_site()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The sandbox's Slurm cluster (scripts/slurm-cluster), up for the rest of the session once a
+    test asks for it; down at the end."""
+    cluster = SlurmCluster()
+    cluster.up_seconds = cluster.up()
+    yield cluster
+    cluster.down()
 
 
 @pytest.fixture()

@@ -199,6 +199,104 @@ def start_directory():
     return d
 
 
+class SlurmCluster:
+    """The sandbox's Slurm cluster (scripts/slurm-cluster): munged and slurmctld here (the web
+    host), node1 and node2 each in network, UTS and mount namespaces of their own (own hostname,
+    own address, own /tmp and /run; /home shared), partition "hydra" with two CPUs a node."""
+
+    SCRIPT = REPO / "scripts/slurm-cluster"
+    STATE = pathlib.Path("/run/hydra-test-slurm")
+    LOGS = pathlib.Path("/var/log/hydra-test-slurm")
+    PARTITION = "hydra"
+    NODES = ("node1", "node2")
+    DAEMONS = {"munged": "munged", "slurmctld": "slurmctld", **{f"slurmd-{n}": "slurmd" for n in NODES}}
+    GONE = {"CANCELLED", "COMPLETED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+            "DEADLINE", "OUT_OF_MEMORY"}
+
+    def up(self):
+        """Brings it up (or finds it up); returns the seconds it took."""
+        start = time.monotonic()
+        sh(self.SCRIPT, "up", timeout=180)
+        return time.monotonic() - start
+
+    def down(self):
+        start = time.monotonic()
+        sh(self.SCRIPT, "down", timeout=120)
+        return time.monotonic() - start
+
+    def addresses(self):
+        """Node name -> address, as `up` printed them."""
+        return dict(line.split() for line in (self.STATE / "nodes").read_text().splitlines() if line.strip())
+
+    def pids(self):
+        """What `up` started: name (munged, slurmctld, slurmd-nodeN) -> PID."""
+        return {name: int((self.STATE / f"{name}.pid").read_text()) for name in self.DAEMONS}
+
+    def node(self, name):
+        """`scontrol show node NAME` as a dict (NodeAddr, State, CPUTot, ...)."""
+        line = sh("scontrol", "show", "node", "--oneliner", name).stdout
+        # Values have no spaces except a few (OS=Linux 6..., Reason=...): keys are what matters.
+        return dict(re.findall(r"(?:^|\s)([A-Za-z/]+)=(\S*)", line))
+
+    def node_states(self):
+        """Node name -> state as sinfo prints it (idle, alloc, mix, down*, ...), in the partition."""
+        out = sh("sinfo", "-h", "-N", "-p", self.PARTITION, "-o", "%N %t").stdout
+        return dict(line.split() for line in out.splitlines() if line.strip())
+
+    def submit(self, user, *args):
+        """sbatch --parsable ARGS as the account `user` (clean environment); returns the job id."""
+        result = as_user(user, "sbatch", "--parsable", *args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().split(";")[0]
+
+    def job(self, job_id):
+        """squeue's view of a job: {"state", "reason", "nodes"}, or None once squeue no longer knows it."""
+        result = sh("squeue", "-h", "-j", job_id, "-o", "%T|%r|%N", check=False)
+        if result.returncode != 0 and "Invalid job id" in result.stderr:
+            return None
+        assert result.returncode == 0, result.stderr
+        if not result.stdout.strip():
+            return None
+        state, reason, nodes = result.stdout.strip().split("|")
+        return {"state": state, "reason": reason, "nodes": nodes}
+
+    def wait_for_state(self, job_id, *states, timeout=30.0):
+        """Polls squeue until the job is in one of `states` ("GONE": squeue no longer lists it, or it
+        ended); returns squeue's view of it (None when gone)."""
+        seen = []
+
+        def reached():
+            job = self.job(job_id)
+            seen.append(job)
+            if job is None or job["state"] in self.GONE:
+                return "GONE" in states
+            return job["state"] in states
+        try:
+            wait_for(reached, timeout=timeout, interval=0.1)
+        except AssertionError:
+            raise AssertionError(f"job {job_id} not {states} after {timeout}s; last seen {seen[-1]}\n{self.log_tails()}")
+        return seen[-1]
+
+    def queue(self):
+        return sh("squeue", "-h", "-o", "%i %u %T %N").stdout.strip()
+
+    def log_tails(self, lines=20):
+        text = ""
+        for path in sorted(self.LOGS.glob("*.log")):
+            try:
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                continue
+            text += f"--- {path}\n" + "\n".join(tail) + "\n"
+        return text
+
+
+def local_account(name, uid):
+    """A throwaway local account with a home in /home (the sandbox's /etc is a throwaway copy)."""
+    sh("useradd", "--uid", uid, "--create-home", "--shell", "/bin/bash", "--no-log-init", name)
+    return pathlib.Path(f"/home/{name}")
+
+
 def wait_for(predicate, timeout=10.0, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -18,9 +18,11 @@ HYDRA_DEMO_PACKAGES=(slapd ldap-utils curl)
 # The end-to-end tests add a real browser, a KDC (kadmin.local makes its principals) with
 # Kerberos clients, sshd and systemd's tools (systemd-analyze verifies the unit hydra would
 # start; systemd need not be running).
+# The Slurm test cluster (scripts/slurm-cluster; apt_install starts none of its daemons).
+HYDRA_SLURM_PACKAGES=(munge slurmctld slurmd slurm-client)
 HYDRA_TEST_PACKAGES=(slapd ldap-utils curl psmisc procps iproute2 util-linux wrk netbase
     chromium chromium-driver fonts-dejavu-core krb5-kdc krb5-admin-server krb5-user libapache2-mod-auth-gssapi
-    openssh-server systemd)
+    openssh-server systemd "${HYDRA_SLURM_PACKAGES[@]}")
 # The VM tier (Tests/VM): qemu in software mode, an image made with debootstrap (and units
 # enabled in it with systemctl --root), ssh into it.
 HYDRA_VM_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs systemd openssh-client)
@@ -48,7 +50,22 @@ apt_install() {
         apt-get -o DPkg::Lock::Timeout=600 update -qq
         HYDRA_APT_UPDATED=1
     fi
-    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null
+    # munged, slurmctld and slurmd run only in the tests' sandbox, started by scripts/slurm-cluster
+    # with its own key and configuration: their packages' scripts must not start them on this
+    # machine (where nothing stops invoke-rc.d: a host with systemd or sysvinit, or a root
+    # without a policy-rc.d). For this apt-get a policy-rc.d refuses just those three; one the
+    # machine already has is left alone (it decides), and ours is removed afterwards.
+    local policy=/usr/sbin/policy-rc.d mark="# hydra apt_install: no Slurm daemon started by dpkg" ours=0 status=0
+    if [[ " $* " =~ \ (munge|slurmctld|slurmd|slurm-client)\  ]] && { [ ! -e "$policy" ] || grep -qxF "$mark" "$policy"; }; then
+        # Asked as "[--quiet] NAME ACTION" (invoke-rc.d) or "NAME.service ACTION" (deb-systemd-invoke).
+        printf '#!/bin/sh\n%s\n[ "$1" = --quiet ] && shift\ncase "${1%%.service}" in munge | slurmctld | slurmd) exit 101 ;; esac\nexit 0\n' \
+            "$mark" >"$policy"
+        chmod 0755 "$policy"
+        ours=1
+    fi
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null || status=$?
+    if [ "$ours" = 1 ]; then rm -f "$policy"; fi
+    return "$status"
 }
 
 # The users' Jupyter environment: Debian's python3 (readable by every account, unlike a
