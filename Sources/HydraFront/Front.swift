@@ -89,6 +89,14 @@ package struct Front: Sendable {
                 ("Set-Cookie", cookie(Self.serverCookieName, "", https: https, maxAge: 0)),
                 ("Set-Cookie", cookie(Self.recentCookieName, "", https: https, maxAge: 0))])
         }
+        // hydra-gate reaches only servers on this machine so far: a Slurm job's server on a
+        // compute node would start and then be unreachable (issue 15, in progress).
+        guard config.server.backend == .local else {
+            let incident = Secret.hexToken(byteCount: 4)
+            logger.critical("server.backend = \"\(config.server.backend.rawValue)\": hydra-cgi and hydra-gate cannot reach servers on compute nodes yet; set backend = \"local\", or let people start theirs with ipynb-launch start over ssh",
+                            metadata: ["incident": "\(incident)", "user": "\(name)"])
+            return page(503, "unavailable", title: "hydra is not available", values: ["incident": incident])
+        }
         let next = safeNext(request.queryValue("next"), for: name)
         do {
             // The account policy's unprivileged checks first: root, system and privileged

@@ -102,23 +102,7 @@ package enum OwnedSocket {
     package static func exchange(in directory: DirectoryHandle, name: String, ownerUID: UInt32, request: [UInt8],
                                  timeoutSeconds: Double, limit: Int = 1 << 20) -> [UInt8]? {
         guard case .success(let connection) = connect(in: directory, name: name, ownerUID: ownerUID) else { return nil }
-        let fd = connection.rawValue
-        defer { withExtendedLifetime(connection) {} }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        var timeout = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - Double(Int(timeoutSeconds))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        guard retryingInterrupted({ request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }) == request.count else {
-            return nil
-        }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 8192)
-        while response.count < limit {
-            let count = retryingInterrupted { recv(fd, &buffer, buffer.count, 0) }
-            if count <= 0 { break }
-            response += buffer[0..<count]
-        }
-        return response
+        return StreamExchange.exchange(over: connection, request: request, timeoutSeconds: timeoutSeconds, limit: limit)
     }
 }
 

@@ -12,7 +12,9 @@ struct IpynbLaunch: ParsableCommand {
         discussion: """
             Runs as the user, never as root, and only for members of the hydra group. \
             Configuration: \(HydraConfig.defaultPath) (root-owned). The server listens on \
-            <server.runtime_dir>/NAME/jupyter.sock and is reached through the site at /user/NAME/.
+            <server.runtime_dir>/NAME/jupyter.sock and is reached through the site at /user/NAME/. \
+            With server.backend = "slurm" the server is a Slurm job of yours instead (hydra-NAME), \
+            listening on TCP on its node; its files are in ~/.hydra/slurm/.
 
             Exit status:
             \(ExitStatus.helpTable([.done, .alreadyFine, .usage, .invalidName, .internalError, .systemError, .homeFull, .temporaryFailure, .refused, .configurationError]))
@@ -39,7 +41,12 @@ extension IpynbLaunch {
     struct Start: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Prepare the home, sync the courses, and reuse the running server or start one (exit 1: reused, 0: started).",
-            discussion: "With --json (for hydra-cgi) the object carries the server's token: keep it out of logs.")
+            discussion: """
+                With --json (for hydra-cgi) the object carries the server's token: keep it out of logs. \
+                With the Slurm backend, start submits the job and waits up to server.start_timeout_seconds \
+                for its server; a job still waiting in the queue then keeps its place (exit 75, with its \
+                state and reason), and the next start waits for the same job.
+                """)
         @OptionGroup var common: Common
 
         func run() throws {
@@ -47,7 +54,7 @@ extension IpynbLaunch {
                 let report = try ServerManager(config: config, identity: identity).start()
                 let syncText = report.sync.map(\.summary).joined(separator: "; ")
                 return (report, report.outcome.exitStatus,
-                        "\(report.outcome) the server of \(report.user) at \(report.socket) in \(report.seconds) s" + (syncText.isEmpty ? "" : "; \(syncText)"))
+                        "\(report.outcome) the server of \(report.user) at \(report.location) in \(report.seconds) s" + (syncText.isEmpty ? "" : "; \(syncText)"))
             }
         }
     }
@@ -96,18 +103,24 @@ extension IpynbLaunch {
         func run() throws {
             try common.run("status") { config, identity in
                 let status = try ServerManager(config: config, identity: identity).status()
+                let place = if let job = status.job, let address = status.address, let port = status.port {
+                    "job \(job.id) on \(job.node), \(address):\(port)"
+                } else {
+                    "PID \(status.pid ?? 0), \((status.memoryBytes ?? 0) >> 20) MiB"
+                }
                 let text = status.running
-                    ? "running (PID \(status.pid ?? 0), \((status.memoryBytes ?? 0) >> 20) MiB, \(status.kernels ?? 0) kernels, last activity \(status.lastActivity ?? "?"))"
-                    : "not running"
+                    ? "running (\(place), \(status.kernels ?? 0) kernels, last activity \(status.lastActivity ?? "?"))"
+                    : status.job.map { "waiting: job \($0.id) is \($0.state) (\($0.reason)), expected start \($0.startTime)" } ?? "not running"
                 let events = status.limitEvents.map { "; since it started: \($0.summary)" } ?? ""
                 let explanation = status.limitExplanation.map { "\n\($0)" } ?? ""
-                return (status, .done, "\(status.user): \(text)\(events); servers run as \(status.supervision.summary)\(explanation)")
+                return (status, .done, "\(status.user): \(text)\(events); servers run as \(status.summary)\(explanation)")
             }
         }
     }
 
     struct Stop: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop your notebook server (SIGTERM, then SIGKILL after 10 s).")
+        static let configuration = CommandConfiguration(
+            abstract: "Stop your notebook server (SIGTERM, then SIGKILL after 10 s; with the Slurm backend, scancel of its job).")
         @OptionGroup var common: Common
 
         func run() throws {

@@ -32,7 +32,7 @@ final class FrontVisitTests {
                                             GroupEntry(name: "www-data", gid: webGID, members: [])])
     }
 
-    func front(_ helpers: FakeHelpers, users: [PasswdEntry] = [], minimumMemory: String = "") throws -> Front {
+    func front(_ helpers: FakeHelpers, users: [PasswdEntry] = [], minimumMemory: String = "", backend: String = "local") throws -> Front {
         let config = try HydraConfig.parse("""
             [site]
             public_url = "http://localhost"
@@ -43,8 +43,10 @@ final class FrontVisitTests {
             runtime_dir_size = ""
             start_min_available_memory = "\(minimumMemory)"
             max_concurrent_starts = 1
+            backend = "\(backend)"
             [limits]
             supervisor = "detached"
+            [slurm]
             """, path: "hydra.toml")
         return Front(config: config, logger: Logger(label: "test"), helpers: helpers, accounts: accounts(users))
     }
@@ -70,6 +72,13 @@ final class FrontVisitTests {
         let answer = visit(try front(helpers), query: "logged_out=1")
         #expect(answer.status == 200 && answer.page.contains("You are logged out"))
         #expect(answer.headers["Set-Cookie"]?.contains("hydra-recent=; ") == true)
+        #expect(helpers.calls.isEmpty)
+    }
+
+    @Test func theSlurmBackendIsRefusedBeforeAnyHelperRunsUntilTheGateCanReachNodes() throws {
+        let helpers = FakeHelpers()
+        let answer = visit(try front(helpers, users: [alice], backend: "slurm"))
+        #expect(answer.status == 503 && answer.page.contains("hydra is not available right now"))
         #expect(helpers.calls.isEmpty)
     }
 

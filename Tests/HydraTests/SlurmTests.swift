@@ -66,6 +66,35 @@ struct SlurmSettingsTests {
         #expect(reason("bin_dir = \"usr/bin\"")?.contains("slurm.bin_dir") == true)
         #expect(reason("cpus = 0")?.contains("slurm.cpus") == true)
     }
+
+    @Test("port_range: 20000-29999 by default; unprivileged, ordered, at least 16 ports", arguments: [
+        ("port_range = [21000, 21999]", "21000...21999"), ("", "20000...29999"),
+        ("port_range = [80, 8080]", nil), ("port_range = [30000, 20000]", nil), ("port_range = [20000, 20010]", nil),
+        ("port_range = [20000, 70000]", nil), ("port_range = [20000]", nil), ("port_range = \"20000-29999\"", nil),
+    ] as [(String, String?)])
+    func portRange(line: String, expected: String?) throws {
+        if let expected {
+            let range = try #require(try parse(line)).portRange
+            #expect("\(range.lowerBound)...\(range.upperBound)" == expected)
+        } else {
+            #expect(reason(line)?.contains("slurm.port_range") == true)
+        }
+    }
+
+    @Test("[server] backend: local by default; slurm only with a [slurm] table; nothing else")
+    func backend() throws {
+        #expect(try HydraConfig.parse(ConfigTests.minimal, path: "x").server.backend == .local)
+        let slurm = try HydraConfig.parse(ConfigTests.minimal + "[server]\nbackend = \"slurm\"\n[slurm]\npartition = \"hydra\"\n", path: "x")
+        #expect(slurm.server.backend == .slurm && slurm.slurm?.partition == "hydra")
+        for text in ["[server]\nbackend = \"slurm\"\n", "[server]\nbackend = \"kubernetes\"\n"] {
+            do {
+                _ = try HydraConfig.parse(ConfigTests.minimal + text, path: "x")
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.description.contains("server.backend"))
+            }
+        }
+    }
 }
 
 @Suite("SlurmClient reads sinfo")
@@ -86,6 +115,23 @@ struct SlurmClientTests {
         #expect(partitions[0].nodeCount == 2)
     }
 
+    @Test("squeue's jobs: every state falls into waiting, running or ending; headers and noise are skipped")
+    func squeue() {
+        let jobs = SlurmClient.jobs(fromSqueue: """
+            41|PENDING|Resources||2026-12-01T10:00:00
+            42|RUNNING|None|node2|2026-12-01T09:00:00
+            43|COMPLETING|None|node1|2026-12-01T08:00:00
+            44|CONFIGURING|None|node1|N/A
+            JOBID|STATE|REASON|NODELIST|START_TIME
+            slurm_load_jobs error: Socket timed out
+            """)
+        #expect(jobs.map(\.id) == ["41", "42", "43", "44"])
+        #expect(jobs.map(\.phase) == [.waiting, .running, .ending, .waiting])
+        #expect(jobs[0] == SlurmClient.Job(id: "41", state: "PENDING", reason: "Resources", node: "", startTime: "2026-12-01T10:00:00"))
+        #expect(jobs[1].node == "node2")
+        #expect(SlurmClient.jobs(fromSqueue: "").isEmpty)
+    }
+
     @Test("a missing Slurm installation is a configuration error naming the path, before anything runs")
     func notInstalled() throws {
         var settings = try #require(try HydraConfig.parse(ConfigTests.minimal + "[slurm]\nbin_dir = \"/nonexistent/slurm/bin\"\n", path: "x").slurm)
@@ -93,5 +139,40 @@ struct SlurmClientTests {
         #expect(throws: SlurmFailure.notInstalled(path: "/nonexistent/slurm/bin/sinfo")) { try SlurmClient(settings: settings).partition() }
         #expect(SlurmFailure.notInstalled(path: "/x").exitStatus == .configurationError)
         #expect(SlurmFailure.controllerUnreachable(command: "sinfo", detail: "x").exitStatus == .temporaryFailure)
+    }
+}
+
+@Suite("SlurmBackend: the job it submits")
+struct SlurmBackendTests {
+    let account = PasswdEntry(name: "alice", uid: 1001, gid: 1001, gecos: "", home: "/home/alice", shell: "/bin/bash")
+
+    func backend(_ extra: String = "") throws -> SlurmBackend {
+        let config = try HydraConfig.parse(ConfigTests.minimal + "[server]\nbackend = \"slurm\"\n[slurm]\nport_range = [21000, 21999]\n" + extra,
+                                           path: "x")
+        return SlurmBackend(config: config, identity: LaunchIdentity(name: try UserName("alice"), account: account), settings: try #require(config.slurm))
+    }
+
+    @Test("the job script is constant: the command and every value come as arguments and environment")
+    func script() throws {
+        let backend = try backend()
+        #expect(SlurmBackend.jobScript.hasPrefix("#!/bin/sh\n"))
+        #expect(!SlurmBackend.jobScript.contains("alice") && SlurmBackend.jobScript.contains("\"$@\""))
+        #expect(backend.command == ["/opt/hydra/jupyter/bin/jupyter-lab", "--config=/home/alice/.hydra/jupyter_config.py"])
+    }
+
+    @Test("threat: the token never goes into sbatch's environment or arguments (scontrol and squeue show them); only a file's name")
+    func noTokenInTheJob() throws {
+        let environment = try backend().environment
+        #expect(environment["HYDRA_TOKEN_FILE"] == "/home/alice/.hydra/slurm/token")
+        #expect(environment["HYDRA_ENDPOINT_FILE"] == "/home/alice/.hydra/slurm/endpoint")
+        #expect(environment["HYDRA_PORT_RANGE"] == "21000 21999")
+        #expect(environment["HYDRA_SOCK"] == nil && environment["HOME"] == "/home/alice" && environment["USER"] == "alice")
+        #expect(!environment.keys.contains { $0.contains("TOKEN") && $0 != "HYDRA_TOKEN_FILE" })
+    }
+
+    @Test("the summary says where servers run")
+    func summary() throws {
+        #expect(try backend("partition = \"gpu\"\ncpus = 2\nmemory = \"4G\"\n").summary
+                == "Slurm jobs in partition gpu (2 CPU, time limit 8:00:00, 4G)")
     }
 }

@@ -57,6 +57,8 @@ PEOPLE.update({"carol": (24200, "Carol Admin"), "alice": (24201, "Alice Student"
 PEOPLE.update({f"meter{i:02d}": (24300 + i, f"Metered Member {i}") for i in range(10)})  # test_admin (metrics)
 PEOPLE.update({f"swarm{i:02d}": (23000 + i, f"Swarm Member {i}") for i in range(30)})  # test_load
 PEOPLE.update({f"class{i:02d}": (24000 + i, f"Class Member {i}") for i in range(50)})  # test_capacity
+PEOPLE.update({"kathleen": (24400, "Kathleen Booth"), "ida": (24401, "Ida Rhodes"),   # test_slurm_backend
+               "mary": (24402, "Mary Keller")})
 PEOPLE.update({
     "watcher": (24100, "Watches The Site"), "mallory": (24101, "Stalls Her Server"),       # test_capacity
     "trudy": (24102, "Plants Sockets"), "filler": (24103, "Fills What She Can"),

@@ -46,6 +46,12 @@ package struct HydraConfig: Sendable, Equatable {
     }
 
     package struct Server: Sendable, Equatable {
+        /// Where servers run: this machine, or Slurm jobs on compute nodes.
+        package enum Backend: String, Sendable, Equatable, CaseIterable {
+            case local, slurm
+        }
+
+        package var backend: Backend
         package var runtimeDir: String
         package var pythonEnv: String
         /// The command, first element looked up in `<python_env>/bin` unless absolute.
@@ -218,7 +224,12 @@ package struct HydraConfig: Sendable, Equatable {
         try ldap.finish()
 
         var server = try section("server", &root)
+        let backend = try server.string("backend", default: Server.Backend.local.rawValue)
+        guard let chosenBackend = Server.Backend(rawValue: backend) else {
+            throw server.invalid("backend", "'\(backend)' is not one of \(Server.Backend.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+        }
         self.server = Server(
+            backend: chosenBackend,
             runtimeDir: try server.absolutePath("runtime_dir", default: "/run/hydra"),
             pythonEnv: try server.absolutePath("python_env", default: "/opt/hydra/jupyter"),
             command: try server.strings("command", default: ["jupyter-lab"]),
@@ -280,6 +291,9 @@ package struct HydraConfig: Sendable, Equatable {
             try slurm.finish()
         } else {
             self.slurm = nil
+        }
+        if self.server.backend == .slurm, self.slurm == nil {
+            throw server.invalid("backend", "\"slurm\" needs a [slurm] table (the partition, time limit, ports ...)")
         }
 
         var courses: [Course] = []

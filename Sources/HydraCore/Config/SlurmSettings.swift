@@ -16,6 +16,9 @@ package struct SlurmSettings: Sendable, Equatable {
     package var cpus: Int
     /// Further `--option=value` arguments, each checked against `forbiddenOptions`.
     package var extraOptions: [String]
+    /// The TCP ports a server may listen on, on its node. hydra-gate connects only to these,
+    /// and the firewall between the web host and the nodes must let them through.
+    package var portRange: ClosedRange<Int>
 
     /// Options hydra sets itself, or that would run the job as someone else, elsewhere or
     /// with a different environment.
@@ -67,7 +70,8 @@ extension TableReader {
             timeLimit: try string("time_limit", default: "8:00:00"),
             memory: try string("memory", default: ""),
             cpus: try int("cpus", default: 1, in: 1...1024),
-            extraOptions: try strings("extra_sbatch_options", default: []))
+            extraOptions: try strings("extra_sbatch_options", default: []),
+            portRange: try portRange("port_range", default: 20000...29999))
         for (key, value) in [("partition", settings.partition), ("account", settings.account), ("qos", settings.qos)]
         where !value.isEmpty && !SlurmSettings.isSlurmName(value) {
             throw invalid(key, "'\(value)' is not a Slurm name (letters, digits, '_', '-', '.')")
@@ -82,5 +86,14 @@ extension TableReader {
             if let problem = SlurmSettings.problem(withOption: option) { throw invalid("extra_sbatch_options", problem) }
         }
         return settings
+    }
+
+    /// `[first, last]`: unprivileged ports, at least 16 of them (a node runs many servers).
+    private mutating func portRange(_ key: String, default fallback: ClosedRange<Int>) throws(ConfigError) -> ClosedRange<Int> {
+        let bounds = try integers(key, default: [fallback.lowerBound, fallback.upperBound])
+        guard bounds.count == 2, 1024 <= bounds[0], bounds[0] + 15 <= bounds[1], bounds[1] <= 65535 else {
+            throw invalid(key, "must be [first, last] with 1024 <= first, last <= 65535 and at least 16 ports, such as [20000, 29999]")
+        }
+        return bounds[0]...bounds[1]
     }
 }

@@ -73,6 +73,17 @@ struct TableReader {
         return result
     }
 
+    mutating func integers(_ key: String, default fallback: [Int]) throws(ConfigError) -> [Int] {
+        guard let value = value(key) else { return fallback }
+        guard let array = value.array else { throw wrongType(key, "an array of integers", value) }
+        var result: [Int] = []
+        for element in array {
+            guard element.type == .int, let int = element.int else { throw wrongType(key, "an array of integers", element) }
+            result.append(int)
+        }
+        return result
+    }
+
     /// An absolute path without `..` components or NUL.
     mutating func absolutePath(_ key: String, default fallback: String? = nil) throws(ConfigError) -> String {
         let value = try string(key, default: fallback)

@@ -64,9 +64,50 @@ package struct JupyterSettings: Sendable {
 
             capped_log(os.environ["HYDRA_LOG"], \(config.server.logMaxBytes))
 
-            # Only a Unix socket in the user's runtime directory (group: the web server; 0660).
-            c.ServerApp.sock = os.environ["HYDRA_SOCK"]
-            c.ServerApp.sock_mode = "0660"
+            if "HYDRA_SOCK" in os.environ:
+                # Only a Unix socket in the user's runtime directory (group: the web server; 0660).
+                c.ServerApp.sock = os.environ["HYDRA_SOCK"]
+                c.ServerApp.sock_mode = "0660"
+            else:
+                # A Slurm job on a compute node (backend "slurm"): TCP on a free port of
+                # [slurm] port_range. Every account on the node can connect, so every request needs
+                # the token or the login cookie; Host and Origin checks stay on.
+                import random
+                import socket
+
+                from jupyter_server.serverapp import ServerApp
+
+                first, last = map(int, os.environ["HYDRA_PORT_RANGE"].split())
+
+                def free_port():
+                    for port in random.sample(range(first, last + 1), min(64, last - first + 1)):
+                        with socket.socket() as probe:
+                            try:
+                                probe.bind(("", port))
+                                return port
+                            except OSError:
+                                continue
+                    raise SystemExit(f"hydra: no free port in {first}-{last} on {socket.gethostname()}")
+
+                c.ServerApp.ip = "0.0.0.0"
+                c.ServerApp.port = free_port()
+                c.ServerApp.port_retries = 0
+                c.ServerApp.allow_remote_access = False
+                c.ServerApp.allow_unauthenticated_access = False
+                _bind_tcp = ServerApp._bind_http_server_tcp
+
+                def _bind_tcp_and_report(self):
+                    \"\"\"Once the server holds its port (and nobody else can), ipynb-launch learns it:
+                    "JOB HOSTNAME PORT" in the shared home.\"\"\"
+                    bound = _bind_tcp(self)
+                    if bound:
+                        endpoint = os.environ["HYDRA_ENDPOINT_FILE"]
+                        with open(endpoint + ".new", "w") as f:
+                            f.write(f"{os.environ.get('SLURM_JOB_ID', '-')} {socket.gethostname()} {self.port}\\n")
+                        os.replace(endpoint + ".new", endpoint)
+                    return bound
+
+                ServerApp._bind_http_server_tcp = _bind_tcp_and_report
             c.ServerApp.base_url = f"/user/{user}/"
             c.ServerApp.root_dir = os.environ["HOME"]
             c.ServerApp.open_browser = False

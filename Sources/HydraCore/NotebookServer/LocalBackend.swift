@@ -19,7 +19,6 @@ package struct LocalBackend: ServerBackend {
     var logPath: String { "\(runtimeDir)/\(RuntimeDirectory.Entry.log)" }
     var home: HomeSetup { HomeSetup(config: config, account: identity.account) }
     var supervision: Supervision { Supervision(config: config, name: identity.name) }
-    var supervisionMode: Supervision.Mode { supervision.mode }
     var unitName: String { SystemdUnit.name(for: identity.name) }
     var kernelLimitHelp: KernelLimitHelp { KernelLimitHelp(supervision) }
     /// Every server hydra starts for this user carries this in its command line.
@@ -28,6 +27,10 @@ package struct LocalBackend: ServerBackend {
     /// The file in JUPYTER_RUNTIME_DIR (the user's alone) that hands the token to the server,
     /// which reads and removes it: never in a command line or a unit's environment.
     static let tokenFile = "hydra-token"
+
+    func place(of record: ServerRecord?) -> ServerPlace {
+        ServerPlace(socket: socketPath, pid: record?.pid, supervisor: supervision.mode, summary: supervision.summary)
+    }
 
     /// The server as it is started, in either mode.
     package func unit() -> SystemdUnit {
@@ -47,7 +50,7 @@ package struct LocalBackend: ServerBackend {
 
     func launch(token: String, in runtime: DirectoryHandle) throws -> ServerRecord {
         let jupyterRuntime = try runtime.subdirectory(RuntimeDirectory.Entry.jupyterRuntime, createMode: 0o700)  // JUPYTER_RUNTIME_DIR, the user's alone
-        rotateLog()
+        ServerLog.rotate(logPath, maxBytes: config.server.logMaxBytes)
         let supervision = supervision
         appendToLog("hydra: starting the server at \(Date()) as \(supervision.summary)\n")
         if !kernelLimitHelp.isEmpty {
@@ -78,7 +81,7 @@ package struct LocalBackend: ServerBackend {
     }
 
     /// Returns once the server answers an authenticated request; no fixed sleep.
-    func waitUntilServing(_ record: ServerRecord, in runtime: DirectoryHandle) throws {
+    func waitUntilServing(_ record: ServerRecord, in runtime: DirectoryHandle) throws -> ServerRecord {
         let deadline = monotonicSeconds() + Double(config.server.startTimeoutSeconds)
         while monotonicSeconds() < deadline {
             // Reaped if a detached child; a unit's process is systemd's child, so only its liveness is seen.
@@ -86,7 +89,7 @@ package struct LocalBackend: ServerBackend {
             if exitStatus != nil || !ProcessTable.isAlive(record.pid) {
                 throw ServerFailure.exitedDuringStartup(exitStatus: exitStatus, logTail: logTail())
             }
-            if probe(record, path: "api/status", in: runtime)?.status == 200 { return }
+            if probe(record, path: "api/status", in: runtime)?.status == 200 { return record }
             pauseThread(seconds: 0.025)
         }
         ProcessControl.signalGroup(record.pid, .kill)
@@ -101,6 +104,9 @@ package struct LocalBackend: ServerBackend {
     }
 
     func isRunning(_ record: ServerRecord) -> Bool { ProcessTable.isAlive(record.pid) }
+
+    /// A local server starts within one visit, under the lock: one that does not serve is stuck.
+    func isStarting(_ record: ServerRecord) -> Bool { false }
 
     /// The token goes only to this user's own server (ServerSocket's checks), in the directory checked above.
     func probe(_ record: ServerRecord, path: String, in runtime: DirectoryHandle) -> ServerSocket.Answer? {
@@ -136,7 +142,7 @@ package struct LocalBackend: ServerBackend {
         guard let record, isServing(record, in: runtime), let answer = probe(record, path: "api/status", in: runtime) else {
             return ServerStatus(user: identity.name.value, running: false, pid: nil, socket: socketPath, started: nil,
                                 lastActivity: nil, kernels: nil, memoryBytes: nil, supervision: supervision,
-                                limitEvents: nil, limitExplanation: nil)
+                                limitEvents: nil, limitExplanation: nil, summary: supervision.summary)
         }
         let info = try? JSONDecoder().decode(JupyterStatus.self, from: Data(answer.body.utf8))
         // A detached server shares the control group of whatever started it: its counts are not the server's.
@@ -144,7 +150,8 @@ package struct LocalBackend: ServerBackend {
         return ServerStatus(user: identity.name.value, running: true, pid: record.pid, socket: socketPath,
                             started: info?.started, lastActivity: info?.last_activity,
                             kernels: info?.kernels, memoryBytes: Int(residentBytes(ofServer: record.pid)),
-                            supervision: supervision, limitEvents: events, limitExplanation: events?.explanation())
+                            supervision: supervision, limitEvents: events, limitExplanation: events?.explanation(),
+                            summary: supervision.summary)
     }
 
     /// The server's memory with its kernels': jupyter_client starts each kernel in a session and
@@ -189,21 +196,11 @@ package struct LocalBackend: ServerBackend {
         try? FileSystem.append(line, to: logPath)
     }
 
-    /// Keeps the log under `server.log_max_bytes`: the previous one becomes server.log.1.
-    func rotateLog() {
-        if let info = try? FileStatus.ofEntry(logPath), info.size > config.server.logMaxBytes / 2 {
-            try? FileSystem.rename(logPath, to: logPath + ".1")
-        }
-    }
-
-    func logTail(lines: Int = 15) -> String {
-        guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return "(no log)" }
-        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
-    }
+    func logTail() -> String { ServerLog.tail(of: [logPath]) }
 }
 
 /// The fields of Jupyter's `api/status` that `ipynb-launch status` reports.
-private struct JupyterStatus: Decodable {
+struct JupyterStatus: Decodable {
     let started: String?
     let last_activity: String?
     let kernels: Int?

@@ -13,17 +13,29 @@ package struct LaunchReport: Sendable, Encodable {
     }
 
     package let user: String
-    package let socket: String
     package let baseURL: String
     package let token: String
     package let outcome: Outcome
-    package let pid: Int32
-    package let supervisor: Supervision.Mode
+    /// Local: the socket, the server's PID and how it is supervised.
+    package let socket: String?
+    package let pid: Int32?
+    package let supervisor: Supervision.Mode?
+    /// Slurm: the job, its node, the node's address and the server's port there.
+    package let job: String?
+    package let node: String?
+    package let address: String?
+    package let port: Int?
     package let seconds: Double
     package let sync: [SyncReport]
 
+    /// Where the server is, in words.
+    package var location: String {
+        if let job, let node, let address, let port { return "job \(job) on \(node) (\(address):\(port))" }
+        return socket ?? "?"
+    }
+
     enum CodingKeys: String, CodingKey {
-        case user, socket, token, outcome, pid, supervisor, seconds, sync
+        case user, socket, token, outcome, pid, supervisor, job, node, address, port, seconds, sync
         case baseURL = "base_url"
     }
 }
@@ -33,19 +45,26 @@ package struct ServerStatus: Sendable, Encodable {
     package let user: String
     package let running: Bool
     package let pid: Int32?
-    package let socket: String
+    package let socket: String?
     package let started: String?
     package let lastActivity: String?
     package let kernels: Int?
     package let memoryBytes: Int?
-    package let supervision: Supervision
+    /// Local servers: how they run (systemd or detached) and with which limits.
+    package let supervision: Supervision?
     /// systemd mode: what the server's control group recorded (OOM kills, refused forks).
     package let limitEvents: LimitEvents?
     /// Those events since the server started, in words for the person; nil when there were none.
     package let limitExplanation: String?
+    /// Slurm: the job as squeue shows it, and where its server listens.
+    package var job: SlurmClient.Job? = nil
+    package var address: String? = nil
+    package var port: Int? = nil
+    /// How servers run, in words.
+    package let summary: String
 
     enum CodingKeys: String, CodingKey {
-        case user, running, pid, socket, started, kernels, supervision
+        case user, running, pid, socket, started, kernels, supervision, job, address, port, summary
         case lastActivity = "last_activity", memoryBytes = "memory_bytes", limitEvents = "limit_events"
         case limitExplanation = "limit_explanation"
     }
@@ -65,7 +84,11 @@ package struct ServerManager: Sendable {
         self.config = config
         self.identity = identity
         self.runtimeDir = RuntimeDirectory(base: config.server.runtimeDir).path(for: identity.name)
-        self.backend = LocalBackend(config: config, identity: identity)
+        if config.server.backend == .slurm, let settings = config.slurm {
+            self.backend = SlurmBackend(config: config, identity: identity, settings: settings)
+        } else {
+            self.backend = LocalBackend(config: config, identity: identity)
+        }
     }
 
     package var baseURL: String { "/user/\(identity.name.value)/" }
@@ -88,18 +111,27 @@ package struct ServerManager: Sendable {
 
         try home.prepare()
         let sync = home.syncCourses()
-        if let record = readRecord(runtime), backend.isServing(record, in: runtime) {
+        let launched: ServerRecord
+        switch readRecord(runtime) {
+        case let record? where backend.isServing(record, in: runtime):
             try publishLoginToken(record, in: runtime)
             return report(record, outcome: .reused, since: started, sync: sync)
+        case let record? where backend.isStarting(record):
+            launched = record
+        default:
+            try cleanUp(runtime)
+            try requireSpaceInHome()
+            launched = try backend.launch(token: Secret.hexToken(), in: runtime)
+            try writeRecord(launched, in: runtime)
         }
-        try cleanUp(runtime)
-        try requireSpaceInHome()
-        let record = try backend.launch(token: Secret.hexToken(), in: runtime)
-        let data = try JSONEncoder().encode(record)
-        try runtime.writeAtomically(RuntimeDirectory.Entry.record, Array(data), staging: runtime, mode: 0o600)
-        try backend.waitUntilServing(record, in: runtime)
-        try publishLoginToken(record, in: runtime)
-        return report(record, outcome: .started, since: started, sync: sync)
+        let serving = try backend.waitUntilServing(launched, in: runtime)
+        if serving != launched { try writeRecord(serving, in: runtime) }
+        try publishLoginToken(serving, in: runtime)
+        return report(serving, outcome: .started, since: started, sync: sync)
+    }
+
+    func writeRecord(_ record: ServerRecord, in runtime: DirectoryHandle) throws {
+        try runtime.writeAtomically(RuntimeDirectory.Entry.record, Array(try JSONEncoder().encode(record)), staging: runtime, mode: 0o600)
     }
 
     /// The token of the running server, for the front (group of the web server, mode 0640): a
@@ -161,8 +193,11 @@ package struct ServerManager: Sendable {
     }
 
     func report(_ record: ServerRecord, outcome: LaunchReport.Outcome, since started: Double, sync: [SyncReport]) -> LaunchReport {
-        LaunchReport(user: identity.name.value, socket: backend.socketPath, baseURL: baseURL, token: record.token, outcome: outcome,
-                     pid: record.pid, supervisor: backend.supervisionMode, seconds: (monotonicSeconds() - started).rounded(toPlaces: 3), sync: sync)
+        let place = backend.place(of: record)
+        return LaunchReport(user: identity.name.value, baseURL: baseURL, token: record.token, outcome: outcome,
+                            socket: place.socket, pid: place.pid, supervisor: place.supervisor, job: place.job, node: place.node,
+                            address: place.address, port: place.port,
+                            seconds: (monotonicSeconds() - started).rounded(toPlaces: 3), sync: sync)
     }
 }
 

@@ -34,9 +34,23 @@ package enum ServerSocket {
     /// An HTTP/1.1 GET with the server's token: how ipynb-launch asks whether it is up.
     package static func get(in directory: DirectoryHandle, ownerUID: UInt32, path: String, host: String, token: String,
                            timeoutSeconds: Double) -> Answer? {
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAuthorization: token \(token)\r\nConnection: close\r\n\r\n".utf8)
-        guard let response = OwnedSocket.exchange(in: directory, name: fileName, ownerUID: ownerUID, request: request,
-                                                  timeoutSeconds: timeoutSeconds) else { return nil }
+        OwnedSocket.exchange(in: directory, name: fileName, ownerUID: ownerUID, request: request(path: path, host: host, token: token),
+                             timeoutSeconds: timeoutSeconds).flatMap(answer)
+    }
+
+    /// The same GET to a server on a compute node (the Slurm backend), at the node's address
+    /// as Slurm gives it.
+    package static func get(address: String, port: Int, path: String, host: String, token: String, timeoutSeconds: Double) -> Answer? {
+        guard let connection = StreamExchange.connectTCP(address: address, port: port, timeoutSeconds: timeoutSeconds) else { return nil }
+        return StreamExchange.exchange(over: connection, request: request(path: path, host: host, token: token),
+                                       timeoutSeconds: timeoutSeconds).flatMap(answer)
+    }
+
+    static func request(path: String, host: String, token: String) -> [UInt8] {
+        Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nAuthorization: token \(token)\r\nConnection: close\r\n\r\n".utf8)
+    }
+
+    static func answer(_ response: [UInt8]) -> Answer? {
         let text = String(decoding: response, as: UTF8.self)
         guard text.hasPrefix("HTTP/1."), let status = Int(text.dropFirst(9).prefix(3)) else { return nil }
         let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""

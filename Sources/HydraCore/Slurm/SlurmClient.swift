@@ -77,11 +77,108 @@ package struct SlurmClient: Sendable {
         return line.hasPrefix("sbatch: ") ? String(line.dropFirst(8)) : line
     }
 
+    /// A job as squeue shows it.
+    package struct Job: Sendable, Equatable, Encodable {
+        package var id: String
+        /// PENDING, CONFIGURING, RUNNING, COMPLETING, ... (squeue's %T).
+        package var state: String
+        /// Why it waits ("Resources", "Priority") or "None".
+        package var reason: String
+        /// The node it runs on, once it runs.
+        package var node: String
+        /// When it started, or Slurm's estimate while it waits ("N/A" when it has none).
+        package var startTime: String
+
+        package enum Phase: Sendable, Equatable { case waiting, running, ending }
+
+        /// Where the job is in its life: every state squeue lists falls into one of three.
+        package var phase: Phase {
+            switch state {
+            case "PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED", "STOPPED":
+                .waiting
+            case "RUNNING", "RESIZING", "SIGNALING":
+                .running
+            default:
+                .ending
+            }
+        }
+
+        enum CodingKeys: String, CodingKey { case id, state, reason, node, startTime = "start_time" }
+    }
+
+    static let queueFormat = "--format=%i|%T|%r|%N|%S"
+
+    /// squeue's lines `ID|STATE|REASON|NODE|START` (queueFormat).
+    static func jobs(fromSqueue text: String) -> [Job] {
+        text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count == 5, !fields[0].isEmpty, fields[0].allSatisfy(\.isNumber) else { return nil }
+            return Job(id: fields[0], state: fields[1], reason: fields[2], node: fields[3], startTime: fields[4])
+        }
+    }
+
+    /// The job, or nil once squeue no longer lists it (it ended).
+    package func job(_ id: String) throws(SlurmFailure) -> Job? {
+        let result = try run("squeue", ["--noheader", "--jobs=\(id)", Self.queueFormat], acceptFailure: true)
+        if result.status != 0 {
+            if result.errorText.contains("Invalid job id") { return nil }
+            throw .commandFailed(command: "squeue --jobs", status: result.status, error: result.errorText)
+        }
+        return Self.jobs(fromSqueue: result.outputText).first { $0.id == id }
+    }
+
+    /// The jobs of `uid` called `name` that have not ended.
+    package func liveJobs(named name: String, uid: UInt32) throws(SlurmFailure) -> [Job] {
+        let result = try run("squeue", ["--noheader", "--user=\(uid)", "--name=\(name)", Self.queueFormat])
+        return Self.jobs(fromSqueue: result.outputText).filter { $0.phase != .ending }
+    }
+
+    /// Submits `script` (a file sbatch reads at once) with `arguments` to it; the job gets
+    /// exactly `environment` (sbatch runs with it, and --export=ALL passes it on). Returns the
+    /// job's ID.
+    package func submit(jobName: String, outputPath: String, workingDirectory: String, script: String, arguments: [String],
+                        environment: [String: String]) throws(SlurmFailure) -> String {
+        var options = ProcessRunner.Options()
+        options.environment = environment
+        let sbatch = ["--parsable", "--export=ALL", "--job-name=\(jobName)", "--output=\(outputPath)", "--chdir=\(workingDirectory)"]
+            + settings.sbatchArguments + [script] + arguments
+        let result = try run("sbatch", sbatch, options: options, acceptFailure: true)
+        guard result.status == 0 else {
+            let reason = result.errorText.split(separator: "\n").last.map { $0.replacingOccurrences(of: "sbatch: error: ", with: "") }
+            throw .submissionRejected(reason: reason ?? "exit status \(result.status)")
+        }
+        // --parsable: "ID" or "ID;CLUSTER".
+        let id = String(result.outputText.trimmingCharacters(in: .whitespacesAndNewlines).prefix { $0 != ";" })
+        guard !id.isEmpty, id.allSatisfy(\.isNumber) else { throw .unexpectedOutput(command: "sbatch --parsable", output: result.outputText) }
+        return id
+    }
+
+    /// Cancels these jobs of `uid`; one that has already ended is no error.
+    package func cancel(_ ids: [String], uid: UInt32) throws(SlurmFailure) {
+        guard !ids.isEmpty else { return }
+        let result = try run("scancel", ["--user=\(uid)"] + ids, acceptFailure: true)
+        let error = result.errorText.split(separator: "\n").filter { !$0.contains("Invalid job id") && !$0.contains("already completing or completed") }
+        if result.status != 0, !error.isEmpty {
+            throw .commandFailed(command: "scancel", status: result.status, error: error.joined(separator: "\n"))
+        }
+    }
+
+    /// The address Slurm reaches `node` at (its NodeAddr), which is where its servers listen.
+    package func address(ofNode node: String) throws(SlurmFailure) -> String {
+        let result = try run("sinfo", ["--noheader", "--Node", "--nodes=\(node)", "--format=%o"])
+        guard let address = result.outputText.split(separator: "\n").first.map({ $0.trimmingCharacters(in: .whitespaces) }),
+              !address.isEmpty else {
+            throw .unexpectedOutput(command: "sinfo --Node", output: result.outputText)
+        }
+        return address
+    }
+
     /// Runs `binDir/name`; a controller that does not answer is its own failure.
-    func run(_ name: String, _ arguments: [String], input: [UInt8]? = nil, acceptFailure: Bool = false) throws(SlurmFailure) -> ProcessResult {
+    func run(_ name: String, _ arguments: [String], input: [UInt8]? = nil, options: ProcessRunner.Options = ProcessRunner.Options(),
+             acceptFailure: Bool = false) throws(SlurmFailure) -> ProcessResult {
         let path = "\(settings.binDir)/\(name)"
         guard FileSystem.isExecutable(path) else { throw .notInstalled(path: path) }
-        var options = ProcessRunner.Options()
+        var options = options
         options.input = input
         options.timeoutSeconds = timeoutSeconds
         let command = ([name] + arguments.prefix(1)).joined(separator: " ")
