@@ -84,6 +84,7 @@ extension Front {
             let outcome = try helpers.stopServer(name)
             link.send(.helper(name: "ipynb-launch stop", exitStatus: outcome.status))
             if let failure = failurePage(for: outcome, name: name, action: "ipynb-launch stop (by \(admin))") { return failure }
+            JobEndpoint.remove(for: name, config: config)
             logger.notice("\(admin) stopped the server of \(name) from the admin page", metadata: ["user": "\(name)"])
             return .redirect("/hydra/admin?stopped=\(name.value)", status: 303, outcome: "stopped")
         } catch let refusal as AccountRefusal {

@@ -89,14 +89,6 @@ package struct Front: Sendable {
                 ("Set-Cookie", cookie(Self.serverCookieName, "", https: https, maxAge: 0)),
                 ("Set-Cookie", cookie(Self.recentCookieName, "", https: https, maxAge: 0))])
         }
-        // hydra-gate reaches only servers on this machine so far: a Slurm job's server on a
-        // compute node would start and then be unreachable (issue 15, in progress).
-        guard config.server.backend == .local else {
-            let incident = Secret.hexToken(byteCount: 4)
-            logger.critical("server.backend = \"\(config.server.backend.rawValue)\": hydra-cgi and hydra-gate cannot reach servers on compute nodes yet; set backend = \"local\", or let people start theirs with ipynb-launch start over ssh",
-                            metadata: ["incident": "\(incident)", "user": "\(name)"])
-            return page(503, "unavailable", title: "hydra is not available", values: ["incident": incident])
-        }
         let next = safeNext(request.queryValue("next"), for: name)
         do {
             // The account policy's unprivileged checks first: root, system and privileged
@@ -138,7 +130,8 @@ package struct Front: Sendable {
             var held = [turn]
             let listening = try account.map { ServerSocket.isListening(in: try DirectoryHandle.open(runtime.path(for: name)), ownerUID: $0.uid) } ?? false
             if !listening {
-                if let page = noRoomPage(name) { return page }
+                // A Slurm job's memory is its node's, not this machine's.
+                if config.server.backend == .local, let page = noRoomPage(name) { return page }
                 guard let slot = try gate.startSlot() else {
                     link.send(.startDeferred)
                     logger.info("start deferred: \(gate.slots) servers are starting", metadata: ["user": "\(name)"])
@@ -153,9 +146,21 @@ package struct Front: Sendable {
                             metadata: ["user": "\(name)"])
                 return startingPage(name, reason: "Your notebook server is starting.")
             }
+            if outcome.exitStatus == .waiting, let queued = startAnswer?.queued {
+                logger.info("visit: job \(queued.id) queued (\(queued.state), \(queued.reason))", metadata: ["user": "\(name)"])
+                return startingPage(name, reason: Self.queuedReason(queued), refreshSeconds: 5)
+            }
             if let failure = failurePage(for: outcome, name: name, action: "ipynb-launch start") { return failure }
             guard let answer = startAnswer, answer.token.count >= 32 else {
                 return incident(name, "ipynb-launch start gave no usable answer: \(outcome.message)")
+            }
+            if config.server.backend == .slurm {
+                // hydra-gate connects there (after checking it against the cluster): written here,
+                // in the front's own folder, from the helper's answer, never by the person.
+                guard let endpoint = answer.jobEndpoint else {
+                    return incident(name, "ipynb-launch start named no job endpoint: \(outcome.message)")
+                }
+                try endpoint.write(for: name, config: config)
             }
             logger.info("visit: \(answer.outcome) server", metadata: [
                 "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))", "start_ms": "\(Int(outcome.seconds * 1000))"])
@@ -330,8 +335,21 @@ package struct Front: Sendable {
                     extraHeaders: [("Retry-After", "60")])
     }
 
-    func startingPage(_ name: UserName, reason: String) -> FrontResponse {
-        page(200, "starting", title: "Starting your notebook server", values: ["reason": reason], extraHeaders: [("Refresh", "2")])
+    func startingPage(_ name: UserName, reason: String, refreshSeconds: Int = 2) -> FrontResponse {
+        page(200, "starting", title: "Starting your notebook server", values: ["reason": reason],
+             extraHeaders: [("Refresh", "\(refreshSeconds)")])
+    }
+
+    /// A queued job in a person's words, with Slurm's own reason and estimate for those who know them.
+    static func queuedReason(_ job: SlurmClient.Job) -> String {
+        let why = switch job.reason {
+        case "Resources": "all of the cluster's nodes are busy"
+        case "Priority": "jobs with a higher priority are ahead of it"
+        case "None": "the scheduler has not looked at it yet"
+        default: "Slurm says: \(job.reason)"
+        }
+        let estimate = job.startTime.first?.isNumber == true ? " Slurm expects it to start at \(job.startTime.replacingOccurrences(of: "T", with: " "))." : ""
+        return "Your notebook server waits for a place on the cluster: its job \(job.id) is \(job.state.lowercased()) (\(why); reason: \(job.reason)).\(estimate)"
     }
 
     func health() -> FrontResponse {

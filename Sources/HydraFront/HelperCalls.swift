@@ -62,9 +62,20 @@ package struct HelperCalls: HelperRunning {
     package struct StartAnswer: Decodable, Sendable {
         package let token: String
         package let outcome: LaunchReport.Outcome
-        package let socket: String
+        package let socket: String?
+        /// The Slurm backend: where the job's server listens.
+        package let job: String?
+        package let address: String?
+        package let port: Int?
+        /// The Slurm backend: the job, still queued (exit status 2).
+        package let queued: SlurmClient.Job?
         package let sync: [SyncOutcome]
-        enum CodingKeys: String, CodingKey { case token, outcome, socket, sync }
+        enum CodingKeys: String, CodingKey { case token, outcome, socket, job, address, port, queued, sync }
+
+        package var jobEndpoint: JobEndpoint? {
+            guard let job, let address, let port else { return nil }
+            return JobEndpoint(job: job, address: address, port: port)
+        }
     }
 
     /// A course folder's sync, as far as the front reports it.

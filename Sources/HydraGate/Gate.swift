@@ -11,7 +11,8 @@ import NIOPosix
 /// - admits it within `[gate]`'s limits per person and for the site, else answers 429 or 503
 ///   at once, so a person whose server stalls, or who opens connections without end, holds at
 ///   most their share of Apache's workers (each proxied request or websocket holds one);
-/// - connects to the person's own server only (`ServerSocket`: no link or foreign socket);
+/// - connects to the person's own server only (`ServerSocket`: no link or foreign socket; with
+///   the Slurm backend, the endpoint the front wrote, checked against the cluster: `ClusterView`);
 /// - sends a browser whose server is not running back through the front, which starts it;
 /// - ends a request whose answer does not begin within `response_timeout_seconds` (504), and a
 ///   websocket idle for `websocket_idle_timeout_seconds`.
@@ -22,6 +23,8 @@ package final class Gate: Sendable {
     package let metrics: SiteMetrics
     let logger: Logger
     let webGroupID: UInt32
+    /// The Slurm backend's view of the cluster; nil with local servers.
+    let cluster: ClusterView?
 
     package init(config: HydraConfig, logger: Logger) throws(ConfigError) {
         guard let webGroup = UserDatabase.group(named: config.site.webServerGroup) else {
@@ -33,11 +36,13 @@ package final class Gate: Sendable {
         self.metrics = SiteMetrics(config: config, admission: admission)
         self.logger = logger
         self.webGroupID = webGroup.gid
+        self.cluster = config.server.backend == .slurm ? config.slurm.map { ClusterView(settings: $0, logger: logger) } : nil
     }
 
     /// Serves on `socketPath`, and the control socket beside it, until the process ends.
     package func run(socketPath: String, threads: Int) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        cluster?.start(on: group.next())
         let server = try listen(on: socketPath, group: group)
         _ = try listenForControl(on: Self.controlSocketPath(beside: socketPath), group: group)
         let limits = config.gate
@@ -78,13 +83,25 @@ package final class Gate: Sendable {
             .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true).wait()
     }
 
-    /// A connection to the person's own server, or why there is none.
-    func connect(_ person: UserName) -> Result<Descriptor, ServerSocket.Refusal> {
+    /// Where the person's server is: a connected socket on this machine, or a job's node and port.
+    enum Upstream {
+        case localSocket(Descriptor)
+        case node(address: String, port: Int)
+    }
+
+    /// A connection to the person's own server (or, for a Slurm job, its checked endpoint),
+    /// or why there is none.
+    func connect(_ person: UserName) -> Result<Upstream, ServerSocket.Refusal> {
         guard let account = UserDatabase.user(named: person.value) else { return .failure(.absent) }
         let runtime = RuntimeDirectory(config: config)
-        guard runtime.isReady(for: person, uid: account.uid, webGID: webGroupID),
-              let directory = try? DirectoryHandle.open(runtime.path(for: person)) else { return .failure(.absent) }
-        return ServerSocket.connect(in: directory, ownerUID: account.uid)
+        guard runtime.isReady(for: person, uid: account.uid, webGID: webGroupID) else { return .failure(.absent) }
+        if let cluster {
+            guard let (endpoint, written) = JobEndpoint.read(for: person, config: config),
+                  cluster.allows(endpoint, written: written, for: person) else { return .failure(.absent) }
+            return .success(.node(address: endpoint.address, port: endpoint.port))
+        }
+        guard let directory = try? DirectoryHandle.open(runtime.path(for: person)) else { return .failure(.absent) }
+        return ServerSocket.connect(in: directory, ownerUID: account.uid).map(Upstream.localSocket)
     }
 
     func logRefusal(_ refusal: Admission.Refusal, _ kind: Admission.Kind, _ head: RequestHead) {
@@ -181,20 +198,20 @@ final class ApacheSide: ChannelInboundHandler {
             // A browser goes to the front, which starts a server (replacing whatever was
             // planted); an API call hears that there is no server to answer it.
             answer(head.isPageVisit ? .toFront(target: head.target) : refusal.meansNoServer ? .notRunning : .badGateway, context: context)
-        case .success(let connection):
-            splice(connection, head: head, kind: kind, context: context)
+        case .success(let upstream):
+            splice(upstream, head: head, kind: kind, context: context)
         }
     }
 
     /// Joins Apache's connection and the server's; the server's side is watched for silence.
-    private func splice(_ connection: Descriptor, head: RequestHead, kind: Admission.Kind, context: ChannelHandlerContext) {
+    private func splice(_ upstream: Gate.Upstream, head: RequestHead, kind: Admission.Kind, context: ChannelHandlerContext) {
         state = .connecting
         let (apacheEnd, serverEnd) = Splice.pair()
         do {
             try context.pipeline.syncOperations.addHandler(apacheEnd, position: .after(self))
         } catch {
             context.close(promise: nil)
-            return  // `connection` closes itself
+            return  // a connected socket closes itself
         }
         let seconds = kind == .websocket ? gate.config.gate.websocketIdleTimeoutSeconds : gate.config.gate.responseTimeoutSeconds
         let watch = ServerWatch { [self] answered in
@@ -207,15 +224,20 @@ final class ApacheSide: ChannelInboundHandler {
             }
         }
         let serverHandlers = NIOLoopBound((watch, serverEnd), eventLoop: context.eventLoop)
-        ClientBootstrap(group: context.eventLoop)
+        let bootstrap = ClientBootstrap(group: context.eventLoop)
             .channelOption(.allowRemoteHalfClosure, value: true)
+            .connectTimeout(.seconds(3))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let (watch, serverEnd) = serverHandlers.value
                     try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: .seconds(Int64(seconds))), watch, serverEnd])
                 }
             }
-            .withConnectedSocket(connection.release())  // NIO's channel owns and closes it now
+        let (connected, isJob) = switch upstream {
+        case .localSocket(let connection): (bootstrap.withConnectedSocket(connection.release()), false)  // NIO's channel owns and closes it now
+        case .node(let address, let port): (bootstrap.connect(host: address, port: port), true)
+        }
+        connected
             .assumeIsolated()
             .whenComplete { [self] result in
                 switch result {
@@ -229,7 +251,8 @@ final class ApacheSide: ChannelInboundHandler {
                     received = nil
                 case .failure(let error):
                     gate.logger.warning("the connection to the server of \(head.person) failed: \(error)", metadata: ["user": "\(head.person)"])
-                    answer(.badGateway, context: context)
+                    // A job that ended leaves its endpoint behind: a browser goes to the front, which starts another.
+                    answer(head.isPageVisit && isJob ? .toFront(target: head.target) : .badGateway, context: context)
                 }
             }
     }

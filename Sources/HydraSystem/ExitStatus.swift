@@ -5,6 +5,8 @@ package enum ExitStatus: Int32, CaseIterable, Sendable {
     case done = 0
     /// addldapuser: the account was already fine. ipynb-launch: the running server was reused.
     case alreadyFine = 1
+    /// ipynb-launch (Slurm): the server's job waits in the queue; start again to follow it.
+    case waiting = 2
     /// Wrong options or arguments.
     case usage = 64
     /// The user name is not a valid hydra name (nothing was looked up or changed).
@@ -30,6 +32,7 @@ package enum ExitStatus: Int32, CaseIterable, Sendable {
         switch self {
         case .done: "done (account created / server started)"
         case .alreadyFine: "already fine (account existed / server reused)"
+        case .waiting: "waiting: the server's Slurm job is queued; start again to follow it"
         case .usage: "usage error"
         case .invalidName: "invalid user name"
         case .ldapUnavailable: "LDAP unavailable"

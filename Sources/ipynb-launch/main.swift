@@ -17,7 +17,7 @@ struct IpynbLaunch: ParsableCommand {
             listening on TCP on its node; its files are in ~/.hydra/slurm/.
 
             Exit status:
-            \(ExitStatus.helpTable([.done, .alreadyFine, .usage, .invalidName, .internalError, .systemError, .homeFull, .temporaryFailure, .refused, .configurationError]))
+            \(ExitStatus.helpTable([.done, .alreadyFine, .waiting, .usage, .invalidName, .internalError, .systemError, .homeFull, .temporaryFailure, .refused, .configurationError]))
             """,
         subcommands: [Start.self, Sync.self, Status.self, Stop.self, Check.self, Unit.self])
 }
@@ -44,8 +44,9 @@ extension IpynbLaunch {
             discussion: """
                 With --json (for hydra-cgi) the object carries the server's token: keep it out of logs. \
                 With the Slurm backend, start submits the job and waits up to server.start_timeout_seconds \
-                for its server; a job still waiting in the queue then keeps its place (exit 75, with its \
-                state and reason), and the next start waits for the same job.
+                for its server. A job still queued after 10 s (1 s when an earlier start submitted it) \
+                keeps its place: exit 2 with its state, reason and expected start, and the next start \
+                looks in on the same job.
                 """)
         @OptionGroup var common: Common
 
@@ -53,8 +54,9 @@ extension IpynbLaunch {
             try common.run("start") { config, identity in
                 let report = try ServerManager(config: config, identity: identity).start()
                 let syncText = report.sync.map(\.summary).joined(separator: "; ")
-                return (report, report.outcome.exitStatus,
-                        "\(report.outcome) the server of \(report.user) at \(report.location) in \(report.seconds) s" + (syncText.isEmpty ? "" : "; \(syncText)"))
+                let text = report.queued.map { "the server's Slurm job \($0.id) of \(report.user) is \($0.state) (\($0.reason)), expected start \($0.startTime); start again to follow it" }
+                    ?? "\(report.outcome) the server of \(report.user) at \(report.location) in \(report.seconds) s"
+                return (report, report.outcome.exitStatus, text + (syncText.isEmpty ? "" : "; \(syncText)"))
             }
         }
     }

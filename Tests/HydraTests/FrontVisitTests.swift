@@ -75,13 +75,6 @@ final class FrontVisitTests {
         #expect(helpers.calls.isEmpty)
     }
 
-    @Test func theSlurmBackendIsRefusedBeforeAnyHelperRunsUntilTheGateCanReachNodes() throws {
-        let helpers = FakeHelpers()
-        let answer = visit(try front(helpers, users: [alice], backend: "slurm"))
-        #expect(answer.status == 503 && answer.page.contains("hydra is not available right now"))
-        #expect(helpers.calls.isEmpty)
-    }
-
     @Test func aDeniedNameIsRefusedWithoutAnyHelper() throws {
         let helpers = FakeHelpers()
         let answer = visit(try front(helpers), as: "root")
@@ -103,6 +96,29 @@ final class FrontVisitTests {
         #expect(answer.status == 200 && answer.page.contains(#"name="password" value="\#(String(repeating: "7", count: 64))""#))
         #expect(answer.page.contains(#"action="/user/alice/login?next="#))
         #expect(answer.headers["Set-Cookie"]?.contains("hydra-recent=1; ") == true)
+    }
+
+    @Test func aSlurmJobsEndpointIsWrittenForTheGateFromTheHelpersAnswerAndNothingElse() throws {
+        let token = String(repeating: "7", count: 64)
+        let job = #"{"token":"\#(token)","outcome":"started","job":"42","node":"node1","address":"169.254.1.2","port":21000,"sync":[]}"#
+        let answer = visit(try front(FakeHelpers(start: .exit(.done, json: job)), backend: "slurm"))
+        #expect(answer.status == 200 && answer.page.contains(#"action="/user/alice/login?next="#))
+        let endpoint = "\(runtime)/\(RuntimeDirectory.frontDirectoryName)/endpoints/alice"
+        #expect(try String(contentsOfFile: endpoint, encoding: .utf8) == "42 169.254.1.2 21000\n")
+        try FileManager.default.removeItem(atPath: endpoint)
+        // A local server's answer under the Slurm backend names no job: an incident, and no endpoint.
+        let local = visit(try front(FakeHelpers(start: .started(token: token)), backend: "slurm"))
+        #expect(local.status == 500 && !FileManager.default.fileExists(atPath: endpoint))
+    }
+
+    @Test func aQueuedJobGetsTheStartingPageWithItsStateAndReasonAndNoEndpoint() throws {
+        let queued = #"{"token":"\#(String(repeating: "7", count: 64))","outcome":"waiting","job":"42","queued":{"id":"42","state":"PENDING","reason":"Resources","node":"","start_time":"2026-12-02T10:42:00"},"sync":[]}"#
+        let answer = visit(try front(FakeHelpers(start: .exit(.waiting, json: queued)), backend: "slurm"))
+        #expect(answer.status == 200 && answer.headers["Refresh"] == "5\n")
+        #expect(answer.page.contains("its job 42 is pending (all of the cluster&#39;s nodes are busy; reason: Resources)")
+                || answer.page.contains("its job 42 is pending (all of the cluster&#x27;s nodes are busy; reason: Resources)"))
+        #expect(answer.page.contains("Slurm expects it to start at 2026-12-02 10:42:00."))
+        #expect(!answer.page.contains("7777") && !FileManager.default.fileExists(atPath: "\(runtime)/\(RuntimeDirectory.frontDirectoryName)/endpoints/alice"))
     }
 
     @Test func aReadyAccountOnlyStartsTheServer() throws {

@@ -59,6 +59,8 @@ PEOPLE.update({f"swarm{i:02d}": (23000 + i, f"Swarm Member {i}") for i in range(
 PEOPLE.update({f"class{i:02d}": (24000 + i, f"Class Member {i}") for i in range(50)})  # test_capacity
 PEOPLE.update({"kathleen": (24400, "Kathleen Booth"), "ida": (24401, "Ida Rhodes"),   # test_slurm_backend
                "mary": (24402, "Mary Keller")})
+PEOPLE.update({f"flock{i:02d}": (24500 + i, f"Flock Member {i}") for i in range(30)})    # test_slurm_backend (herd, Slurm)
+PEOPLE.update({f"drove{i:02d}": (24600 + i, f"Drove Member {i}") for i in range(30)})    # test_slurm_backend (herd, local)
 PEOPLE.update({
     "watcher": (24100, "Watches The Site"), "mallory": (24101, "Stalls Her Server"),       # test_capacity
     "trudy": (24102, "Plants Sockets"), "filler": (24103, "Fills What She Can"),
@@ -204,7 +206,7 @@ def start_directory():
 class SlurmCluster:
     """The sandbox's Slurm cluster (scripts/slurm-cluster): munged and slurmctld here (the web
     host), node1 and node2 each in network, UTS and mount namespaces of their own (own hostname,
-    own address, own /tmp and /run; /home shared), partition "hydra" with two CPUs a node."""
+    own address, own /tmp and /run; /home shared), partition "hydra" with 16 CPUs a node."""
 
     SCRIPT = REPO / "scripts/slurm-cluster"
     STATE = pathlib.Path("/run/hydra-test-slurm")

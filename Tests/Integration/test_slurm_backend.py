@@ -11,15 +11,18 @@ import json
 import os
 import pathlib
 import signal
+import threading
 import time
 
 import pytest
 
-from conftest import PREFIX, REPO, SlurmCluster, as_user, install_config, sh, wait_for
-from load_support import write_figures
+from conftest import PREFIX, REPO, SlurmCluster, as_user, install_config, restart_gate, sh, wait_for
+from e2e_site import reload_apache
+from load_support import (JUPYTER_PYTHON, KERNEL_ROUNDTRIP, assert_in_lab, browser_for, percentile, visit,
+                          write_figures)
 
 LAUNCH = PREFIX / "ipynb-launch"
-STARTED, REUSED, TEMPORARY, REFUSED, CONFIGURATION = 0, 1, 75, 77, 78
+STARTED, REUSED, WAITING, TEMPORARY, REFUSED, CONFIGURATION = 0, 1, 2, 75, 77, 78
 PORTS = (21000, 21999)
 SLURM = {
     "server.backend": '"slurm"',
@@ -28,8 +31,6 @@ SLURM = {
     "slurm.time_limit": '"30"',
     "slurm.port_range": f"[{PORTS[0]}, {PORTS[1]}]",
 }
-KERNEL_ROUNDTRIP = REPO / "Tests/Integration/kernel_roundtrip.py"
-JUPYTER_PYTHON = "/opt/hydra/jupyter/bin/python"
 FIGURES = []
 
 
@@ -45,11 +46,19 @@ def slurm_config(**overrides):
     install_config(**{**SLURM, **overrides})
 
 
+def site_reads_config():
+    """hydra-gate and hydra-cgi read hydra.toml when they start (the helpers at every run)."""
+    restart_gate()
+    reload_apache()
+
+
 @pytest.fixture(scope="module")
 def slurm_site(site, slurm_cluster):
     slurm_config()
+    site_reads_config()
     yield slurm_cluster
     install_config()
+    site_reads_config()
 
 
 @pytest.fixture()
@@ -66,6 +75,19 @@ def person(slurm_site):
     for name in names:
         as_user(name, LAUNCH, "stop")
     wait_for(lambda: jobs_of(*names) == [], timeout=30)
+
+
+def what_happened(name):
+    """For a failure's message: the queue, the person's endpoint and job output, the gate's log."""
+    def tail(path, lines=15):
+        try:
+            return "\n".join(pathlib.Path(path).read_text(errors="replace").splitlines()[-lines:])
+        except OSError as error:
+            return str(error)
+    return (f"squeue:\n{sh('squeue', '-a', '-t', 'all', '-o', '%i %u %T %N %r').stdout}\n"
+            f"endpoint: {tail(f'/run/hydra/.front/endpoints/{name}')}\n"
+            f"job output:\n{tail(f'/home/{name}/.hydra/slurm/job.out')}\n"
+            f"gate log:\n{tail('/var/log/hydra/gate.log')}\n")
 
 
 def jobs_of(*names):
@@ -170,6 +192,54 @@ def test_another_account_on_the_same_node_gets_403_without_the_token(person, slu
     assert out == ["403", "403", report["node"]], out
 
 
+def kernel_through_apache(browser, name, code, expected):
+    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    result = sh(JUPYTER_PYTHON, KERNEL_ROUNDTRIP, "http://localhost", name, "--cookie", cookie,
+                "--xsrf", browser.cookies.get("_xsrf", ""), "--header", f"Authorization: {browser.auth}",
+                "--code", code, "--expect", expected, check=False, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_first_visit_through_apache_lands_in_the_lab_on_a_compute_node(person, slurm_site):
+    name = person("kathleen")
+    browser = browser_for(name)
+    result = visit(browser)
+    assert_in_lab(result, name)
+    FIGURES.append(f"  first visit through Apache, to the lab  {result.seconds:.2f} s")
+    [(job, _, state, node)] = jobs_of(name)
+    assert state == "RUNNING" and node in SlurmCluster.NODES
+    kernel_through_apache(browser, name, "1+1", "2")
+    kernel_through_apache(browser, name, "__import__('socket').gethostname()", repr(node))
+    # The next visit reuses the job.
+    assert_in_lab(visit(browser), name)
+    assert [j[0] for j in jobs_of(name)] == [job]
+    # Another person's browser: Apache's owner check, as with local servers.
+    status, _, _ = browser_for("ida").request("GET", f"/user/{name}/api/status")
+    assert status == 403
+
+
+def test_the_gate_refuses_an_endpoint_that_is_not_the_persons_running_job(person, slurm_site):
+    """Threat: an endpoint pointing the gate at another person's job (the front writes it, but
+    the gate trusts nothing it has not checked against Slurm)."""
+    name, other = person("kathleen"), person("ida")
+    browser = browser_for(name)
+    assert_in_lab(visit(browser), name)
+    _, theirs = start(other)
+    endpoints = pathlib.Path("/run/hydra/.front/endpoints")
+    mine = (endpoints / name).read_text()
+    planted = endpoints / f".{name}.planted"
+    planted.write_text(f"{theirs['job']} {theirs['address']} {theirs['port']}\n")
+    os.utime(planted, (1, 1))   # older than the gate's last look at the cluster
+    planted.replace(endpoints / name)
+    try:
+        status, _, _ = browser.request("GET", f"/user/{name}/api/status")
+        assert status in (302, 503), status   # not their server: no server (a page visit goes to the front)
+    finally:
+        (endpoints / name).write_text(mine)
+    status, _, _ = browser.request("GET", f"/user/{name}/api/status")
+    assert status == 200
+
+
 def test_stop_cancels_the_job(person, slurm_site):
     name = person("kathleen")
     _, report = start(name)
@@ -192,6 +262,40 @@ def test_a_job_cancelled_behind_hydras_back_is_replaced_at_the_next_start(person
     assert second["job"] != first["job"] and second["token"] != first["token"]
     assert api_status(second["address"], second["port"], name, second["token"]) == "200"
     assert [job[0] for job in jobs_of(name)] == [second["job"]]
+
+
+def test_an_idle_server_and_the_time_limit_end_the_job_and_the_next_start_submits_another(person, slurm_site):
+    idle, limited = person("kathleen"), person("ida")
+    slurm_config(**{"server.idle_timeout_seconds": "1"})    # Jupyter looks once a minute
+    _, first_idle = start(idle)
+    slurm_config(**{"server.idle_timeout_seconds": "0", "slurm.time_limit": '"1"'})   # one minute
+    _, first_limited = start(limited)
+    slurm_config()
+    began = time.monotonic()
+    slurm_site.wait_for_state(first_idle["job"], "GONE", timeout=150)
+    FIGURES.append(f"  idle server's job ended after           {time.monotonic() - began:.0f} s (idle_timeout_seconds = 1)")
+    slurm_site.wait_for_state(first_limited["job"], "GONE", timeout=150)
+    FIGURES.append(f"  time-limited job ended after            {time.monotonic() - began:.0f} s (time_limit = 1 minute)")
+    for name, first in ((idle, first_idle), (limited, first_limited)):
+        result, again = start(name)
+        assert result.returncode == STARTED, result.stderr
+        assert again["job"] != first["job"]
+        assert api_status(again["address"], again["port"], name, again["token"]) == "200"
+
+
+def test_a_forged_record_pointing_elsewhere_is_never_reused(person, slurm_site):
+    """Threat: the person rewrites server.json (in their own runtime directory) so that the
+    site's answer, and the front's endpoint, name another address."""
+    name = person("kathleen")
+    _, first = start(name)
+    record_path = pathlib.Path(f"/run/hydra/{name}/server.json")
+    record = json.loads(record_path.read_text())
+    assert record["job"] == first["job"] and record["address"] == first["address"]
+    record["address"] = "127.0.0.1"
+    record_path.write_text(json.dumps(record))
+    result, second = start(name)
+    assert result.returncode == STARTED, result.stderr
+    assert second["job"] != first["job"] and second["address"] == slurm_site.addresses()[second["node"]]
 
 
 def test_an_orphan_job_without_a_record_is_cancelled_at_the_next_start(person, slurm_site):
@@ -218,32 +322,124 @@ def test_concurrent_starts_submit_one_job(person, slurm_site):
     assert len(jobs_of(name)) == 1
 
 
-def test_a_job_waiting_in_a_full_partition_keeps_its_place_and_then_serves(person, slurm_site):
-    name, filler = person("kathleen"), person("ida")
-    fillers = [slurm_site.submit(filler, "-w", node, "--cpus-per-task=2", f"--chdir=/home/{filler}",
-                                 "--output=/dev/null", "--wrap", "exec sleep 300") for node in SlurmCluster.NODES]
-    for job in fillers:
+def fill_the_partition(slurm_site, filler):
+    """Both nodes taken whole by another person's jobs; returns their ids."""
+    jobs = [slurm_site.submit(filler, "-w", node, "--exclusive", f"--chdir=/home/{filler}", "--output=/dev/null",
+                              "--wrap", "exec sleep 300") for node in SlurmCluster.NODES]
+    for job in jobs:
         slurm_site.wait_for_state(job, "RUNNING")
-    slurm_config(**{"server.start_timeout_seconds": "3"})
-    try:
-        result, _ = start(name)
-        assert result.returncode == TEMPORARY, result.stderr
-        assert "is still PENDING (reason: " in result.stderr and "keeps its place" in result.stderr
-        [(waiting, _, state, _)] = jobs_of(name)
-        assert state == "PENDING"
-        # A second visit waits for the same job: no second job, no lost place.
-        result, _ = start(name)
-        assert result.returncode == TEMPORARY and [job[0] for job in jobs_of(name)] == [waiting]
-        status = as_user(name, LAUNCH, "status")
-        assert f"waiting: job {waiting} is PENDING (" in status.stdout + status.stderr
-        wait_for(lambda: slurm_site.job(waiting)["reason"] == "Resources", timeout=30)
-    finally:
-        slurm_config()
+    return jobs
+
+
+def test_a_job_queued_in_a_full_partition_keeps_its_place_and_then_serves(person, slurm_site):
+    name, filler = person("kathleen"), person("ida")
+    fillers = fill_the_partition(slurm_site, filler)
+    began = time.monotonic()
+    result, report = start(name)
+    assert result.returncode == WAITING, result.stderr
+    assert report["outcome"] == "waiting" and report["queued"]["state"] == "PENDING"
+    FIGURES.append(f"  a new job found queued after            {time.monotonic() - began:.1f} s (exit 2)")
+    waiting = report["queued"]["id"]
+    assert [job[0] for job in jobs_of(name)] == [waiting]
+    # A second start looks in on the same job: no second job, no lost place, and no long wait.
+    began = time.monotonic()
+    result, again = start(name)
+    assert result.returncode == WAITING and again["queued"]["id"] == waiting
+    FIGURES.append(f"  a later start looking in on it          {time.monotonic() - began:.1f} s")
+    assert [job[0] for job in jobs_of(name)] == [waiting]
+    wait_for(lambda: slurm_site.job(waiting)["reason"] == "Resources", timeout=30)
+    status = as_user(name, LAUNCH, "status")
+    assert f"waiting: job {waiting} is PENDING (Resources)" in status.stdout + status.stderr
     sh("scancel", *fillers)
     result, report = start(name)
     assert result.returncode == STARTED, result.stderr
     assert report["job"] == waiting
     assert api_status(report["address"], report["port"], name, report["token"]) == "200"
+
+
+def test_the_starting_page_shows_the_queued_job_and_turns_into_the_lab(person, slurm_site):
+    name, filler = person("mary"), person("ida")
+    fillers = fill_the_partition(slurm_site, filler)
+    browser = browser_for(name)
+    status, headers, page = browser.request("GET", "/")
+    assert status == 200 and "Refresh" in headers, page[:500]
+    assert "waits for a place on the cluster" in page and "is pending" in page, page[:1500]
+    [(waiting, _, state, _)] = jobs_of(name)
+    assert state == "PENDING"
+    wait_for(lambda: slurm_site.job(waiting)["reason"] == "Resources", timeout=30)
+    status, _, page = browser.request("GET", "/")
+    assert "nodes are busy; reason: Resources" in page, page[:1500]
+    sh("scancel", *fillers)
+    result = visit(browser)          # follows the page's Refresh
+    assert_in_lab(result, name)
+    assert [job[0] for job in jobs_of(name)] == [waiting]
+
+
+def test_ten_concurrent_first_visits_give_one_job_and_all_reach_the_lab(person, slurm_site):
+    name = person("kathleen")
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: visit(browser_for(name)), range(10)))
+    for result in results:
+        assert_in_lab(result, name)
+    assert len(jobs_of(name)) == 1
+
+
+def herd(names):
+    """First visits of all `names` at once (released together); (seconds to each one's lab, the
+    visits). Each visit follows the starting pages, as a browser does."""
+    barrier = threading.Barrier(len(names))
+
+    def one(name):
+        browser = browser_for(name)
+        barrier.wait()
+        began = time.monotonic()
+        result = visit(browser, max_steps=400, patience=600)
+        return time.monotonic() - began, result
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        timed = list(pool.map(one, names))
+    for name, (_, result) in zip(names, timed):
+        assert_in_lab(result, name)
+    return [seconds for seconds, _ in timed]
+
+
+def test_a_herd_of_30_new_people_reaches_their_labs_on_both_nodes_beside_the_local_backend(slurm_site):
+    """Issue 15's herd: 30 first visits at once with each backend, one after the other in this run."""
+    local, slurm = [f"drove{i:02d}" for i in range(30)], [f"flock{i:02d}" for i in range(30)]
+    install_config()
+    site_reads_config()
+    try:
+        local_seconds = herd(local)
+    finally:
+        for name in local:
+            as_user(name, LAUNCH, "stop")
+        slurm_config()
+        site_reads_config()
+    try:
+        slurm_seconds = herd(slurm)
+        jobs = jobs_of(*slurm)
+        assert len(jobs) == 30 and {job[3] for job in jobs} == set(SlurmCluster.NODES), jobs
+    finally:
+        for name in slurm:
+            as_user(name, LAUNCH, "stop")
+    wait_for(lambda: jobs_of(*slurm) == [], timeout=60)
+
+    # Slurm's own part, for comparison: submission to RUNNING of a job that does nothing.
+    latencies = []
+    for _ in range(5):
+        began = time.monotonic()
+        job = slurm_site.submit("flock00", f"--chdir=/home/flock00", "--output=/dev/null", "--wrap", "exec sleep 30")
+        slurm_site.wait_for_state(job, "RUNNING")
+        latencies.append(time.monotonic() - began)
+        sh("scancel", job)
+    wait_for(lambda: jobs_of("flock00") == [], timeout=60)
+
+    def line(label, values):
+        return (f"  herd of 30, {label:5}: to the lab p50 {percentile(values, 0.5):5.1f} s, p90 {percentile(values, 0.9):5.1f} s, "
+                f"last {max(values):5.1f} s")
+    FIGURES.append(line("local", local_seconds))
+    FIGURES.append(line("slurm", slurm_seconds))
+    FIGURES.append(f"  herd p50 slurm / local: {percentile(slurm_seconds, 0.5) / percentile(local_seconds, 0.5):.2f}; "
+                   f"Slurm's own submit-to-RUNNING (sbatch of a job that sleeps, median of 5): {percentile(latencies, 0.5):.2f} s")
 
 
 def test_a_controller_that_does_not_answer_is_a_temporary_failure_and_nothing_is_submitted(person, slurm_site):
@@ -261,6 +457,33 @@ def test_a_controller_that_does_not_answer_is_a_temporary_failure_and_nothing_is
     assert "the Slurm controller did not answer" in started.stderr
     assert jobs_of(name) == []
     # The cluster as it was, for what follows (slurmctld may look at its nodes again first).
+    wait_for(lambda: set(slurm_site.node_states().values()) == {"idle"}, timeout=60)
+
+
+def test_a_lost_node_sends_the_next_visit_to_a_new_job_on_the_other_node(person, slurm_site):
+    name = person("kathleen")
+    browser = browser_for(name)
+    assert_in_lab(visit(browser), name)
+    [(job, _, _, node)] = jobs_of(name)
+    os.kill(slurm_site.pids()[f"slurmd-{node}"], signal.SIGKILL)
+    try:
+        began = time.monotonic()
+        # slurmctld notices after SlurmdTimeout (15 s) and ends the job (NODE_FAIL; never requeued).
+        slurm_site.wait_for_state(job, "GONE", timeout=120)
+        FIGURES.append(f"  a lost node's job ended after           {time.monotonic() - began:.0f} s (SlurmdTimeout = 15 s)")
+        # The server itself still runs on the lost node (its slurmd is gone, not the node); the
+        # gate stops connecting to it at its next look at the cluster (every 3 s): an API call
+        # then hears that no server runs.
+        wait_for(lambda: browser.request("GET", f"/user/{name}/api/status", headers={"Accept": "application/json"})[0] == 503,
+                 timeout=15, interval=0.2)
+        result = visit(browser, path=f"/user/{name}/lab")
+        assert_in_lab(result, name)
+        assert len(jobs_of(name)) == 1, what_happened(name) + result.trail()
+        [(second, _, _, second_node)] = jobs_of(name)
+        assert second != job and second_node != node
+    finally:
+        # A partial cluster: `up` stops the rest (with what still runs on the lost node) and starts it again.
+        slurm_site.up()
     wait_for(lambda: set(slurm_site.node_states().values()) == {"idle"}, timeout=60)
 
 

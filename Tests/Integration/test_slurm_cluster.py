@@ -61,7 +61,7 @@ def test_both_nodes_are_idle_in_the_partition(slurm_cluster):
     for name, address in slurm_cluster.addresses().items():
         node = slurm_cluster.node(name)
         assert node["NodeAddr"] == address and node["NodeHostName"] == name
-        assert node["CPUTot"] == "2" and node["Partitions"] == "hydra"
+        assert node["CPUTot"] == "16" and node["Partitions"] == "hydra"
     # The default partition, so a plain sbatch lands there.
     assert sh("sinfo", "-h", "-o", "%P").stdout.split() == ["hydra*"]
     # `up` again finds it up and starts nothing new.

@@ -81,7 +81,7 @@ package struct LocalBackend: ServerBackend {
     }
 
     /// Returns once the server answers an authenticated request; no fixed sleep.
-    func waitUntilServing(_ record: ServerRecord, in runtime: DirectoryHandle) throws -> ServerRecord {
+    func waitForServer(_ record: ServerRecord, resumed: Bool, in runtime: DirectoryHandle) throws -> ServerWait {
         let deadline = monotonicSeconds() + Double(config.server.startTimeoutSeconds)
         while monotonicSeconds() < deadline {
             // Reaped if a detached child; a unit's process is systemd's child, so only its liveness is seen.
@@ -89,7 +89,7 @@ package struct LocalBackend: ServerBackend {
             if exitStatus != nil || !ProcessTable.isAlive(record.pid) {
                 throw ServerFailure.exitedDuringStartup(exitStatus: exitStatus, logTail: logTail())
             }
-            if probe(record, path: "api/status", in: runtime)?.status == 200 { return record }
+            if probe(record, path: "api/status", in: runtime)?.status == 200 { return .serving(record) }
             pauseThread(seconds: 0.025)
         }
         ProcessControl.signalGroup(record.pid, .kill)

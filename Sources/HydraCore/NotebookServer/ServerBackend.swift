@@ -10,8 +10,10 @@ protocol ServerBackend: Sendable {
     /// Starts a server that accepts `token`; returns at once with its record, before it answers.
     func launch(token: String, in runtime: DirectoryHandle) throws -> ServerRecord
     /// Returns once the server answers an authenticated request, with the record completed by
-    /// what only the running server knows (a job's node and port), or throws why it never will.
-    func waitUntilServing(_ record: ServerRecord, in runtime: DirectoryHandle) throws -> ServerRecord
+    /// what only the running server knows (a job's node and port), or once it is clear that it
+    /// waits for a place (a queued job); throws why it never will. `resumed`: a later visit
+    /// looking in on a server an earlier one started.
+    func waitForServer(_ record: ServerRecord, resumed: Bool, in runtime: DirectoryHandle) throws -> ServerWait
     /// The record's server is this person's own, and it answers.
     func isServing(_ record: ServerRecord, in runtime: DirectoryHandle) -> Bool
     /// The record's server was started and is not serving yet, but will be: a job waiting in
@@ -24,6 +26,13 @@ protocol ServerBackend: Sendable {
     func cleanUp(record: ServerRecord?, in runtime: DirectoryHandle) throws
     /// What `ipynb-launch status` reports.
     func status(of record: ServerRecord?, in runtime: DirectoryHandle) -> ServerStatus
+}
+
+/// How a wait for a server ended.
+enum ServerWait: Equatable {
+    case serving(ServerRecord)
+    /// A Slurm job still queued: its state, reason and Slurm's expected start.
+    case queued(SlurmClient.Job)
 }
 
 /// Where a server runs: a Unix socket on this machine (local), or a job's node and port (Slurm).

@@ -16,14 +16,13 @@ package enum ServerFailure: HydraError, Equatable {
     case exitedDuringStartup(exitStatus: Int32?, logTail: String)
     case startTimedOut(seconds: Int, logTail: String)
     case jobLost(job: String, logTail: String)
-    case jobWaiting(job: String, state: String, reason: String, expectedStart: String)
 
     package var exitStatus: ExitStatus {
         switch self {
         // addldapuser has not made this account ready (or someone changed its runtime dir).
         case .runsAsRoot, .unknownUID, .notInGroup, .runtimeDirectoryNotReady: .refused
         case .systemdRunFailed, .noMainProcess, .exitedDuringStartup, .jobLost: .systemError
-        case .lockTaken, .tooManyProcesses, .userManagerNotRunning, .startTimedOut, .jobWaiting: .temporaryFailure
+        case .lockTaken, .tooManyProcesses, .userManagerNotRunning, .startTimedOut: .temporaryFailure
         case .homeFull: .homeFull
         }
     }
@@ -56,8 +55,6 @@ package enum ServerFailure: HydraError, Equatable {
             "the notebook server did not answer within \(seconds) s; its log ends:\n\(logTail)"
         case .jobLost(let job, let logTail):
             "the server's Slurm job \(job) ended before its server answered; its output ends:\n\(logTail)"
-        case .jobWaiting(let job, let state, let reason, let expectedStart):
-            "the server's Slurm job \(job) is still \(state) (reason: \(reason); expected start: \(expectedStart)); it keeps its place, and the next start waits for it"
         }
     }
 }

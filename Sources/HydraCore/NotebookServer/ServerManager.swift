@@ -8,8 +8,16 @@ package struct LaunchReport: Sendable, Encodable {
         case started
         /// The running server answered and was kept (exit status 1).
         case reused
+        /// The server's Slurm job waits in the queue (exit status 2): `queued` says why.
+        case waiting
 
-        package var exitStatus: ExitStatus { self == .started ? .done : .alreadyFine }
+        package var exitStatus: ExitStatus {
+            switch self {
+            case .started: .done
+            case .reused: .alreadyFine
+            case .waiting: .waiting
+            }
+        }
     }
 
     package let user: String
@@ -25,6 +33,8 @@ package struct LaunchReport: Sendable, Encodable {
     package let node: String?
     package let address: String?
     package let port: Int?
+    /// Waiting: the queued job as squeue shows it (state, reason, expected start).
+    package let queued: SlurmClient.Job?
     package let seconds: Double
     package let sync: [SyncReport]
 
@@ -35,7 +45,7 @@ package struct LaunchReport: Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case user, socket, token, outcome, pid, supervisor, job, node, address, port, seconds, sync
+        case user, socket, token, outcome, pid, supervisor, job, node, address, port, queued, seconds, sync
         case baseURL = "base_url"
     }
 }
@@ -112,22 +122,27 @@ package struct ServerManager: Sendable {
         try home.prepare()
         let sync = home.syncCourses()
         let launched: ServerRecord
+        let resumed: Bool
         switch readRecord(runtime) {
         case let record? where backend.isServing(record, in: runtime):
             try publishLoginToken(record, in: runtime)
             return report(record, outcome: .reused, since: started, sync: sync)
         case let record? where backend.isStarting(record):
-            launched = record
+            (launched, resumed) = (record, true)
         default:
             try cleanUp(runtime)
             try requireSpaceInHome()
-            launched = try backend.launch(token: Secret.hexToken(), in: runtime)
+            (launched, resumed) = (try backend.launch(token: Secret.hexToken(), in: runtime), false)
             try writeRecord(launched, in: runtime)
         }
-        let serving = try backend.waitUntilServing(launched, in: runtime)
-        if serving != launched { try writeRecord(serving, in: runtime) }
-        try publishLoginToken(serving, in: runtime)
-        return report(serving, outcome: .started, since: started, sync: sync)
+        switch try backend.waitForServer(launched, resumed: resumed, in: runtime) {
+        case .queued(let job):
+            return report(launched, outcome: .waiting, queued: job, since: started, sync: sync)
+        case .serving(let serving):
+            if serving != launched { try writeRecord(serving, in: runtime) }
+            try publishLoginToken(serving, in: runtime)
+            return report(serving, outcome: .started, since: started, sync: sync)
+        }
     }
 
     func writeRecord(_ record: ServerRecord, in runtime: DirectoryHandle) throws {
@@ -192,11 +207,12 @@ package struct ServerManager: Sendable {
         throw ServerFailure.homeFull(identity.name, home: identity.account.home, availableKiB: available >> 10)
     }
 
-    func report(_ record: ServerRecord, outcome: LaunchReport.Outcome, since started: Double, sync: [SyncReport]) -> LaunchReport {
+    func report(_ record: ServerRecord, outcome: LaunchReport.Outcome, queued: SlurmClient.Job? = nil, since started: Double,
+                sync: [SyncReport]) -> LaunchReport {
         let place = backend.place(of: record)
         return LaunchReport(user: identity.name.value, baseURL: baseURL, token: record.token, outcome: outcome,
                             socket: place.socket, pid: place.pid, supervisor: place.supervisor, job: place.job, node: place.node,
-                            address: place.address, port: place.port,
+                            address: place.address, port: place.port, queued: queued,
                             seconds: (monotonicSeconds() - started).rounded(toPlaces: 3), sync: sync)
     }
 }

@@ -99,12 +99,19 @@ package struct SlurmBackend: ServerBackend {
         return ServerRecord(pid: 0, token: token, started: Date().timeIntervalSince1970, job: job)
     }
 
-    /// Waits for the job to run and its server to answer the token at the node's address.
-    /// A job still waiting in the queue at the start timeout is kept: the next visit waits for
-    /// it again rather than losing its place.
-    func waitUntilServing(_ record: ServerRecord, in runtime: DirectoryHandle) throws -> ServerRecord {
+    /// How long a visit waits for a queued job before it reports that the job waits: a new job
+    /// on a cluster with room starts within a second or two, so a first visit goes straight to
+    /// the lab; a later visit (the starting page reloading) only looks in, holding no front
+    /// worker for long.
+    static let queuePatienceSeconds = (new: 10.0, resumed: 1.0)
+
+    /// Waits for the job to run and its server to answer the token at the node's address, or
+    /// reports it queued. A queued job keeps its place: the next visit looks in on the same job.
+    func waitForServer(_ record: ServerRecord, resumed: Bool, in runtime: DirectoryHandle) throws -> ServerWait {
         guard let id = record.job else { throw ServerFailure.jobLost(job: "?", logTail: logTail()) }
-        let deadline = monotonicSeconds() + Double(config.server.startTimeoutSeconds)
+        let begun = monotonicSeconds()
+        let deadline = begun + Double(config.server.startTimeoutSeconds)
+        let queueDeadline = begun + (resumed ? Self.queuePatienceSeconds.resumed : Self.queuePatienceSeconds.new)
         var nextQueueCheck = 0.0
         var job: SlurmClient.Job?
         var address: String?
@@ -114,20 +121,19 @@ package struct SlurmBackend: ServerBackend {
                 guard let current = try client.job(id), current.phase != .ending else { throw ServerFailure.jobLost(job: id, logTail: logTail()) }
                 job = current
                 nextQueueCheck = monotonicSeconds() + 0.5
+                if current.phase == .waiting, monotonicSeconds() >= queueDeadline { return .queued(current) }
             }
             if let job, job.phase == .running {
                 if address == nil { address = try client.address(ofNode: job.node) }
                 if let address, let port = endpointPort(of: id) {
                     var serving = record
                     (serving.node, serving.address, serving.port) = (job.node, address, port)
-                    if probe(serving, path: "api/status")?.status == 200 { return serving }
+                    if probe(serving, path: "api/status")?.status == 200 { return .serving(serving) }
                 }
             }
             pauseThread(seconds: job?.phase == .running ? 0.05 : 0.25)
         }
-        if let job, job.phase == .waiting {
-            throw ServerFailure.jobWaiting(job: id, state: job.state, reason: job.reason, expectedStart: job.startTime)
-        }
+        if let job, job.phase == .waiting { return .queued(job) }
         try? client.cancel([id], uid: uid)
         throw ServerFailure.startTimedOut(seconds: config.server.startTimeoutSeconds, logTail: logTail())
     }
@@ -142,9 +148,12 @@ package struct SlurmBackend: ServerBackend {
         return port
     }
 
-    /// The job still runs on the recorded node, and its server answers the token there.
+    /// The job still runs on the recorded node, at the address Slurm gives for it, and its
+    /// server answers the token there. The record is in a directory the person controls: none
+    /// of it is taken on trust.
     func isServing(_ record: ServerRecord, in runtime: DirectoryHandle) -> Bool {
-        guard let id = record.job, record.port != nil, let job = try? client.job(id), job.phase == .running, job.node == record.node else {
+        guard let id = record.job, let port = record.port, settings.portRange.contains(port), let job = try? client.job(id),
+              job.phase == .running, job.node == record.node, record.address == (try? client.address(ofNode: job.node)) else {
             return false
         }
         return probe(record, path: "api/status")?.status == 200

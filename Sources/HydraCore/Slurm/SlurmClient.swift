@@ -78,7 +78,7 @@ package struct SlurmClient: Sendable {
     }
 
     /// A job as squeue shows it.
-    package struct Job: Sendable, Equatable, Encodable {
+    package struct Job: Sendable, Equatable, Codable {
         package var id: String
         /// PENDING, CONFIGURING, RUNNING, COMPLETING, ... (squeue's %T).
         package var state: String
@@ -165,12 +165,39 @@ package struct SlurmClient: Sendable {
 
     /// The address Slurm reaches `node` at (its NodeAddr), which is where its servers listen.
     package func address(ofNode node: String) throws(SlurmFailure) -> String {
-        let result = try run("sinfo", ["--noheader", "--Node", "--nodes=\(node)", "--format=%o"])
-        guard let address = result.outputText.split(separator: "\n").first.map({ $0.trimmingCharacters(in: .whitespaces) }),
-              !address.isEmpty else {
-            throw .unexpectedOutput(command: "sinfo --Node", output: result.outputText)
+        guard let address = try nodeAddresses(["--nodes=\(node)"])[node] else {
+            throw .unexpectedOutput(command: "sinfo --Node", output: "no address for \(node)")
         }
         return address
+    }
+
+    /// Every node's address (NodeAddr), by node name; `arguments` narrow sinfo's list.
+    package func nodeAddresses(_ arguments: [String] = []) throws(SlurmFailure) -> [String: String] {
+        let result = try run("sinfo", ["--noheader", "--Node", "--format=%N|%o"] + arguments)
+        var addresses: [String: String] = [:]
+        for line in result.outputText.split(separator: "\n") {
+            let fields = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            if fields.count == 2, !fields[1].isEmpty { addresses[fields[0]] = fields[1] }
+        }
+        return addresses
+    }
+
+    /// A running job, its owner and its name, as hydra-gate checks an endpoint against it.
+    package struct RunningJob: Sendable, Equatable {
+        package var id: String
+        package var user: String
+        package var name: String
+        package var node: String
+    }
+
+    /// Every job squeue lists as running (all users' that this account may see).
+    package func runningJobs() throws(SlurmFailure) -> [RunningJob] {
+        let result = try run("squeue", ["--noheader", "--states=RUNNING", "--format=%i|%u|%j|%N"])
+        return result.outputText.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count == 4, fields[0].allSatisfy(\.isNumber) else { return nil }
+            return RunningJob(id: fields[0], user: fields[1], name: fields[2], node: fields[3])
+        }
     }
 
     /// Runs `binDir/name`; a controller that does not answer is its own failure.

@@ -1,0 +1,75 @@
+import HydraCore
+import HydraSystem
+import Logging
+import FoundationEssentials
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// What hydra-gate knows of the Slurm cluster (`[server] backend = "slurm"`): the nodes'
+/// addresses and the running jobs, from one sinfo and one squeue every few seconds on a thread
+/// of its own, never per request nor on an event loop. The gate connects to a person's
+/// endpoint (written by the front) only when it is one of the nodes, within `port_range`, and
+/// the person's own running job is on that node, or the endpoint is newer than the last look
+/// (ipynb-launch has just seen the job run, as the person).
+final class ClusterView: Sendable {
+    struct Snapshot: Sendable {
+        /// When the look began (seconds since 1970): a job started after it may be missing.
+        var taken: Double
+        var addresses: [String: String]
+        var jobs: [String: SlurmClient.RunningJob]
+    }
+
+    let client: SlurmClient
+    let portRange: ClosedRange<Int>
+    let logger: Logger
+    static let intervalSeconds: Int64 = 3
+    /// Where sinfo and squeue run: held here for as long as the view lives (a pool that is
+    /// gone cancels its work without a word).
+    private let pool = NIOThreadPool(numberOfThreads: 1)
+    private let latest = Mutex<Snapshot?>(nil)
+    private let lastFailure = Mutex<String?>(nil)
+
+    init(settings: SlurmSettings, logger: Logger) {
+        var client = SlurmClient(settings: settings)
+        client.timeoutSeconds = 10
+        self.client = client
+        self.portRange = settings.portRange
+        self.logger = logger
+    }
+
+    /// Looks now, then every few seconds on a thread of its own, for as long as the process runs.
+    func start(on loop: EventLoop) {
+        pool.start()
+        refresh()
+        loop.scheduleRepeatedTask(initialDelay: .seconds(Self.intervalSeconds), delay: .seconds(Self.intervalSeconds)) { [self] _ in
+            pool.submit { state in if state == .active { self.refresh() } }
+        }
+    }
+
+    func refresh() {
+        let taken = Date().timeIntervalSince1970
+        do throws(SlurmFailure) {
+            let snapshot = Snapshot(taken: taken, addresses: try client.nodeAddresses(),
+                                    jobs: Dictionary(try client.runningJobs().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }))
+            latest.withLock { $0 = snapshot }
+            if lastFailure.withLock({ $0.take() }) != nil { logger.info("Slurm answers again") }
+        } catch {
+            // Kept: the last good look stays, and only a change of failure is logged.
+            let text = error.description
+            if lastFailure.withLock({ previous in defer { previous = text }; return previous != text }) {
+                logger.error("cannot look at the Slurm cluster: \(text)")
+            }
+        }
+    }
+
+    /// Whether the gate may connect to `endpoint` for `person`.
+    func allows(_ endpoint: JobEndpoint, written: Double, for person: UserName) -> Bool {
+        guard portRange.contains(endpoint.port), let snapshot = latest.withLock({ $0 }),
+              snapshot.addresses.values.contains(endpoint.address) else { return false }
+        if let job = snapshot.jobs[endpoint.job] {
+            return job.user == person.value && snapshot.addresses[job.node] == endpoint.address
+        }
+        return written > snapshot.taken
+    }
+}

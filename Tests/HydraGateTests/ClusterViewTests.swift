@@ -1,0 +1,77 @@
+import Foundation
+import NIOPosix
+import Logging
+import Testing
+@testable import HydraCore
+@testable import HydraGate
+
+/// ClusterView with Slurm's commands answering from a folder of scripts (slurm.bin_dir): which
+/// endpoints the gate may connect to. The real cluster's turn is test_slurm_backend.py.
+@Suite("ClusterView: the gate connects only to a person's own running job")
+final class ClusterViewTests {
+    let binDir = FileManager.default.temporaryDirectory.appendingPathComponent("hydra-slurm-\(UUID().uuidString)").path
+    let alice = try! UserName("alice")
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: binDir, withIntermediateDirectories: true)
+        script("sinfo", "node1|169.254.1.2\nnode2|169.254.2.2\n")
+        script("squeue", "41|alice|hydra-alice|node1\n42|bob|hydra-bob|node2\n")
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: binDir) }
+
+    func script(_ name: String, _ output: String) {
+        let path = "\(binDir)/\(name)"
+        _ = FileManager.default.createFile(atPath: path, contents: Data("#!/bin/sh\nprintf '\(output.replacingOccurrences(of: "\n", with: "\\n"))'\n".utf8),
+                                       attributes: [.posixPermissions: 0o755])
+    }
+
+    func view() throws -> ClusterView {
+        let settings = try #require(try HydraConfig.parse("[site]\npublic_url = \"http://x\"\n[slurm]\nport_range = [21000, 21999]\nbin_dir = \"\(binDir)\"\n",
+                                                          path: "x").slurm)
+        let view = ClusterView(settings: settings, logger: Logger(label: "test"))
+        view.refresh()
+        return view
+    }
+
+    @Test func herOwnRunningJobAtItsNodesAddressWithinThePortRange() throws {
+        #expect(try view().allows(JobEndpoint(job: "41", address: "169.254.1.2", port: 21000), written: 0, for: alice))
+    }
+
+    @Test("threat: an endpoint that points at another person's job, another node, a port outside the range or something not a node")
+    func anythingElseIsRefused() throws {
+        let view = try view()
+        for endpoint in [JobEndpoint(job: "42", address: "169.254.2.2", port: 21000),     // bob's job
+                         JobEndpoint(job: "41", address: "169.254.2.2", port: 21000),     // her job, another node
+                         JobEndpoint(job: "41", address: "169.254.1.2", port: 22),        // outside port_range
+                         JobEndpoint(job: "41", address: "127.0.0.1", port: 21000),       // the web host itself
+                         JobEndpoint(job: "99", address: "10.0.0.1", port: 21000)] {      // not a node
+            #expect(!view.allows(endpoint, written: Date().timeIntervalSince1970 + 60, for: alice), "\(endpoint)")
+        }
+    }
+
+    @Test func aJobTheLastLookMissedCountsOnlyIfItsEndpointIsNewerThanTheLook() throws {
+        let view = try view()
+        let fresh = JobEndpoint(job: "43", address: "169.254.2.2", port: 21500)
+        #expect(view.allows(fresh, written: Date().timeIntervalSince1970 + 1, for: alice))
+        #expect(!view.allows(fresh, written: Date().timeIntervalSince1970 - 60, for: alice))
+    }
+
+    @Test func aJobThatEndsIsRefusedAtTheNextLook() throws {
+        let view = try view()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        view.start(on: group.next())
+        let endpoint = JobEndpoint(job: "41", address: "169.254.1.2", port: 21000)
+        #expect(view.allows(endpoint, written: 0, for: alice))
+        script("squeue", "42|bob|hydra-bob|node2\n")
+        let deadline = Date().addingTimeInterval(Double(ClusterView.intervalSeconds) * 3)
+        while view.allows(endpoint, written: 0, for: alice), Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(!view.allows(endpoint, written: 0, for: alice))
+    }
+
+    @Test func withNoNodesListedNothingIsAllowed() throws {
+        script("sinfo", "")
+        #expect(try !view().allows(JobEndpoint(job: "41", address: "169.254.1.2", port: 21000), written: .infinity, for: alice))
+    }
+}
