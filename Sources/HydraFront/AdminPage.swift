@@ -27,12 +27,16 @@ extension Front {
     }
 
     func adminPage(_ request: FrontRequest, admin: UserName) -> FrontResponse {
-        let https = request.isHTTPS || config.site.publicURL.lowercased().hasPrefix("https:")
         let xsrf = request.cookie(Self.adminXSRFCookieName).flatMap { $0.count == 32 && $0.allSatisfy(\.isHexDigit) ? $0 : nil }
             ?? Secret.hexToken(byteCount: 16)
         let now = Date()
         let activity = link.people()
         let supervision = Supervision(config: config)
+        if config.server.backend == .slurm, let settings = config.slurm {
+            let (servers, slurmError) = jobRows(settings, activity: activity, now: now)
+            return adminResponse(request, admin: admin, xsrf: xsrf, servers: servers, runs: "Servers run as \(settings.summary).",
+                                 extra: ["slurmError": slurmError ?? false], activity: activity, now: now)
+        }
         let servers = ServerCensus(config: config, accounts: accounts).servers().map { server -> [String: Any] in
             let seen = activity?[server.name].map { Date(timeIntervalSince1970: $0.lastActivity) }
             let runsAs = switch supervision.mode {
@@ -49,6 +53,38 @@ extension Front {
                     : "(detached: the kernel names the limit)",
             ]
         }
+        return adminResponse(request, admin: admin, xsrf: xsrf, servers: servers, runs: supervision.summary, extra: [:],
+                             activity: activity, now: now)
+    }
+
+    /// Each hydra job of the cluster (named hydra-NAME by its owner NAME), running or queued.
+    /// Memory and CPU time are the node's to know: Slurm's accounting (sstat) where a site has it.
+    func jobRows(_ settings: SlurmSettings, activity: [String: PersonActivity]?, now: Date) -> ([[String: Any]], String?) {
+        let jobs: [SlurmClient.Job]
+        do throws(SlurmFailure) {
+            jobs = try SlurmClient(settings: settings).queue()
+        } catch {
+            logger.error("admin page: \(error)")
+            return ([], "Slurm did not answer: \(error.description)")
+        }
+        let rows = jobs.filter { $0.name == "hydra-\($0.user)" && $0.phase != .ending }.map { job -> [String: Any] in
+            let seen = activity?[job.user].map { Date(timeIntervalSince1970: $0.lastActivity) }
+            let running = job.phase == .running
+            return [
+                "name": job.user, "since": running ? job.startTime.replacingOccurrences(of: "T", with: " ") : "(queued)",
+                "memory": "(on the node)", "cpu": "(on the node)", "kernels": "?",
+                "lastActivity": activity == nil ? "(hydra-gate not answering)" : Self.describe(seen, now: now),
+                "websockets": activity?[job.user]?.openWebsockets ?? 0,
+                "runsAs": running ? "Slurm job \(job.id) on \(job.node)" : "Slurm job \(job.id), \(job.state.lowercased()) (\(job.reason))",
+                "limits": "(Slurm's)",
+            ]
+        }
+        return (rows, nil)
+    }
+
+    func adminResponse(_ request: FrontRequest, admin: UserName, xsrf: String, servers: [[String: Any]], runs: String,
+                       extra: [String: Any], activity: [String: PersonActivity]?, now: Date) -> FrontResponse {
+        let https = request.isHTTPS || config.site.publicURL.lowercased().hasPrefix("https:")
         let mirrors = config.courses.map { course -> [String: Any] in
             let mirror = Mirror(config: config, course: course)
             return ["folder": course.folder, "repo": course.repo, "branch": course.branch,
@@ -61,9 +97,9 @@ extension Front {
         let stopped = request.queryValue("stopped").flatMap { UserName.isWellFormed($0) ? $0 : nil }
         var response = page(200, "admin", title: "hydra: servers", values: [
             "admin": admin.value, "xsrf": xsrf, "servers": servers, "serverCount": servers.count,
-            "supervision": supervision.summary, "mirrors": mirrors, "incidents": incidents,
+            "supervision": runs, "mirrors": mirrors, "incidents": incidents,
             "stopped": stopped ?? false, "gateDown": activity == nil,
-        ])
+        ].merging(extra) { first, _ in first })
         response.headers.append(("Set-Cookie", "\(Self.adminXSRFCookieName)=\(xsrf); Path=/hydra/admin; HttpOnly; SameSite=Strict"
                                  + (https ? "; Secure" : "")))
         return response

@@ -123,6 +123,7 @@ package struct Pages: Sendable {
             <h1>Notebook servers on this site</h1>
             <p class="muted">Signed in as {{admin}}. {{supervision}}</p>
             {{#stopped}}<p class="note">The server of {{stopped}} was stopped. Their next visit starts a new one.</p>{{/stopped}}
+            {{#slurmError}}<p class="error">{{slurmError}}</p>{{/slurmError}}
             {{#gateDown}}<p class="error">hydra-gate does not answer: last activity is unknown, and nobody can reach their server.</p>{{/gateDown}}
             <h2>Running servers: {{serverCount}}</h2>
             <table id="servers">

@@ -17,7 +17,7 @@ final class ClusterView: Sendable {
         /// When the look began (seconds since 1970): a job started after it may be missing.
         var taken: Double
         var addresses: [String: String]
-        var jobs: [String: SlurmClient.RunningJob]
+        var jobs: [String: SlurmClient.Job]
     }
 
     let client: SlurmClient
@@ -51,7 +51,7 @@ final class ClusterView: Sendable {
         let taken = Date().timeIntervalSince1970
         do throws(SlurmFailure) {
             let snapshot = Snapshot(taken: taken, addresses: try client.nodeAddresses(),
-                                    jobs: Dictionary(try client.runningJobs().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }))
+                                    jobs: Dictionary(try client.queue(states: "RUNNING").map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }))
             latest.withLock { $0 = snapshot }
             if lastFailure.withLock({ $0.take() }) != nil { logger.info("Slurm answers again") }
         } catch {

@@ -15,7 +15,7 @@ final class ClusterViewTests {
     init() throws {
         try FileManager.default.createDirectory(atPath: binDir, withIntermediateDirectories: true)
         script("sinfo", "node1|169.254.1.2\nnode2|169.254.2.2\n")
-        script("squeue", "41|alice|hydra-alice|node1\n42|bob|hydra-bob|node2\n")
+        script("squeue", "41|RUNNING|None|node1|2026-12-02T01:00:00|alice|hydra-alice\n42|RUNNING|None|node2|2026-12-02T01:00:00|bob|hydra-bob\n")
     }
 
     deinit { try? FileManager.default.removeItem(atPath: binDir) }
@@ -64,7 +64,7 @@ final class ClusterViewTests {
         view.start(on: group.next())
         let endpoint = JobEndpoint(job: "41", address: "169.254.1.2", port: 21000)
         #expect(view.allows(endpoint, written: 0, for: alice))
-        script("squeue", "42|bob|hydra-bob|node2\n")
+        script("squeue", "42|RUNNING|None|node2|2026-12-02T01:00:00|bob|hydra-bob\n")
         let deadline = Date().addingTimeInterval(Double(ClusterView.intervalSeconds) * 3)
         while view.allows(endpoint, written: 0, for: alice), Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
         #expect(!view.allows(endpoint, written: 0, for: alice))

@@ -112,7 +112,7 @@ final class FrontVisitTests {
     }
 
     @Test func aQueuedJobGetsTheStartingPageWithItsStateAndReasonAndNoEndpoint() throws {
-        let queued = #"{"token":"\#(String(repeating: "7", count: 64))","outcome":"waiting","job":"42","queued":{"id":"42","state":"PENDING","reason":"Resources","node":"","start_time":"2026-12-02T10:42:00"},"sync":[]}"#
+        let queued = #"{"token":"\#(String(repeating: "7", count: 64))","outcome":"waiting","job":"42","queued":{"id":"42","state":"PENDING","reason":"Resources","node":"","start_time":"2026-12-02T10:42:00","user":"alice","name":"hydra-alice"},"sync":[]}"#
         let answer = visit(try front(FakeHelpers(start: .exit(.waiting, json: queued)), backend: "slurm"))
         #expect(answer.status == 200 && answer.headers["Refresh"] == "5\n")
         #expect(answer.page.contains("its job 42 is pending (all of the cluster&#39;s nodes are busy; reason: Resources)")

@@ -118,16 +118,18 @@ struct SlurmClientTests {
     @Test("squeue's jobs: every state falls into waiting, running or ending; headers and noise are skipped")
     func squeue() {
         let jobs = SlurmClient.jobs(fromSqueue: """
-            41|PENDING|Resources||2026-12-01T10:00:00
-            42|RUNNING|None|node2|2026-12-01T09:00:00
-            43|COMPLETING|None|node1|2026-12-01T08:00:00
-            44|CONFIGURING|None|node1|N/A
-            JOBID|STATE|REASON|NODELIST|START_TIME
+            41|PENDING|Resources||2026-12-01T10:00:00|alice|hydra-alice
+            42|RUNNING|None|node2|2026-12-01T09:00:00|bob|hydra-bob
+            43|COMPLETING|None|node1|2026-12-01T08:00:00|alice|hydra-alice
+            44|CONFIGURING|None|node1|N/A|carol|hydra-carol
+            JOBID|STATE|REASON|NODELIST|START_TIME|USER|NAME
+            45|RUNNING|None|node1|N/A|short
             slurm_load_jobs error: Socket timed out
             """)
         #expect(jobs.map(\.id) == ["41", "42", "43", "44"])
         #expect(jobs.map(\.phase) == [.waiting, .running, .ending, .waiting])
-        #expect(jobs[0] == SlurmClient.Job(id: "41", state: "PENDING", reason: "Resources", node: "", startTime: "2026-12-01T10:00:00"))
+        #expect(jobs[0] == SlurmClient.Job(id: "41", state: "PENDING", reason: "Resources", node: "", startTime: "2026-12-01T10:00:00",
+                                           user: "alice", name: "hydra-alice"))
         #expect(jobs[1].node == "node2")
         #expect(SlurmClient.jobs(fromSqueue: "").isEmpty)
     }

@@ -10,6 +10,7 @@ import concurrent.futures
 import json
 import os
 import pathlib
+import re
 import signal
 import threading
 import time
@@ -30,6 +31,7 @@ SLURM = {
     "slurm.partition": '"hydra"',
     "slurm.time_limit": '"30"',
     "slurm.port_range": f"[{PORTS[0]}, {PORTS[1]}]",
+    "admin.users": '["ida"]',
 }
 FIGURES = []
 
@@ -218,6 +220,27 @@ def test_a_first_visit_through_apache_lands_in_the_lab_on_a_compute_node(person,
     assert status == 403
 
 
+def test_the_admin_page_lists_running_and_queued_jobs_and_its_stop_button_cancels_one(person, slurm_site):
+    name, admin, queued = person("kathleen"), person("ida"), person("mary")
+    assert_in_lab(visit(browser_for(name)), name)
+    [(job, _, _, node)] = jobs_of(name)
+    fillers = fill_the_partition(slurm_site, admin)
+    try:
+        result, waiting = start(queued)
+        assert result.returncode == WAITING, result.stderr
+        ida = browser_for(admin)
+        status, _, page = ida.request("GET", "/hydra/admin")
+        assert status == 200 and "Servers run as Slurm jobs in partition hydra" in page, page[:2000]
+        assert f"Slurm job {job} on {node}" in page and f"Slurm job {waiting['queued']['id']}, pending" in page, page
+        token = re.search(r'name="_xsrf" value="([0-9a-f]{32})"', page).group(1)
+        status, _, _ = ida.post("/hydra/admin/stop", {"user": name, "_xsrf": token})
+        assert status == 303
+        assert jobs_of(name) == []
+        assert not pathlib.Path(f"/run/hydra/.front/endpoints/{name}").exists()
+    finally:
+        sh("scancel", *fillers)
+
+
 def test_the_gate_refuses_an_endpoint_that_is_not_the_persons_running_job(person, slurm_site):
     """Threat: an endpoint pointing the gate at another person's job (the front writes it, but
     the gate trusts nothing it has not checked against Slurm)."""
@@ -323,9 +346,14 @@ def test_concurrent_starts_submit_one_job(person, slurm_site):
 
 
 def fill_the_partition(slurm_site, filler):
-    """Both nodes taken whole by another person's jobs; returns their ids."""
-    jobs = [slurm_site.submit(filler, "-w", node, "--exclusive", f"--chdir=/home/{filler}", "--output=/dev/null",
-                              "--wrap", "exec sleep 300") for node in SlurmCluster.NODES]
+    """Every CPU still free on both nodes taken by another person's jobs; returns their ids."""
+    jobs = []
+    for node in SlurmCluster.NODES:
+        state = slurm_site.node(node)
+        free = int(state["CPUTot"]) - int(state["CPUAlloc"])
+        if free > 0:
+            jobs.append(slurm_site.submit(filler, "-w", node, f"--cpus-per-task={free}", f"--chdir=/home/{filler}",
+                                          "--output=/dev/null", "--wrap", "exec sleep 300"))
     for job in jobs:
         slurm_site.wait_for_state(job, "RUNNING")
     return jobs

@@ -28,6 +28,12 @@ package struct SlurmSettings: Sendable, Equatable {
         "--array", "--wait", "--hold", "--batch", "--propagate", "--container", "--open-mode", "--kill-on-invalid-dep",
     ]
 
+    /// How servers run, in words (ipynb-launch status, the admin page).
+    package var summary: String {
+        let where_ = partition.isEmpty ? "the default partition" : "partition \(partition)"
+        return "Slurm jobs in \(where_) (\(cpus) CPU, time limit \(timeLimit)\(memory.isEmpty ? "" : ", \(memory)"))"
+    }
+
     /// The sbatch arguments of these settings (without the job's name, output and script).
     package var sbatchArguments: [String] {
         var arguments = ["--no-requeue", "--time=\(timeLimit)", "--cpus-per-task=\(cpus)", "--nodes=1", "--ntasks=1"]

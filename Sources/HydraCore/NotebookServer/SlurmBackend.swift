@@ -61,10 +61,7 @@ package struct SlurmBackend: ServerBackend {
         ServerPlace(job: record?.job, node: record?.node, address: record?.address, port: record?.port, summary: summary)
     }
 
-    var summary: String {
-        let partition = settings.partition.isEmpty ? "the default partition" : "partition \(settings.partition)"
-        return "Slurm jobs in \(partition) (\(settings.cpus) CPU, time limit \(settings.timeLimit)\(settings.memory.isEmpty ? "" : ", \(settings.memory)"))"
-    }
+    var summary: String { settings.summary }
 
     /// The server's command, with the marker every hydra server carries.
     var command: [String] {

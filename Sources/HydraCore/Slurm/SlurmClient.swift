@@ -88,6 +88,9 @@ package struct SlurmClient: Sendable {
         package var node: String
         /// When it started, or Slurm's estimate while it waits ("N/A" when it has none).
         package var startTime: String
+        /// Whose it is, and its name (hydra's: "hydra-NAME").
+        package var user: String
+        package var name: String
 
         package enum Phase: Sendable, Equatable { case waiting, running, ending }
 
@@ -103,17 +106,17 @@ package struct SlurmClient: Sendable {
             }
         }
 
-        enum CodingKeys: String, CodingKey { case id, state, reason, node, startTime = "start_time" }
+        enum CodingKeys: String, CodingKey { case id, state, reason, node, user, name, startTime = "start_time" }
     }
 
-    static let queueFormat = "--format=%i|%T|%r|%N|%S"
+    static let queueFormat = "--format=%i|%T|%r|%N|%S|%u|%j"
 
-    /// squeue's lines `ID|STATE|REASON|NODE|START` (queueFormat).
+    /// squeue's lines `ID|STATE|REASON|NODE|START|USER|NAME` (queueFormat).
     static func jobs(fromSqueue text: String) -> [Job] {
         text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard fields.count == 5, !fields[0].isEmpty, fields[0].allSatisfy(\.isNumber) else { return nil }
-            return Job(id: fields[0], state: fields[1], reason: fields[2], node: fields[3], startTime: fields[4])
+            guard fields.count == 7, !fields[0].isEmpty, fields[0].allSatisfy(\.isNumber) else { return nil }
+            return Job(id: fields[0], state: fields[1], reason: fields[2], node: fields[3], startTime: fields[4], user: fields[5], name: fields[6])
         }
     }
 
@@ -182,22 +185,10 @@ package struct SlurmClient: Sendable {
         return addresses
     }
 
-    /// A running job, its owner and its name, as hydra-gate checks an endpoint against it.
-    package struct RunningJob: Sendable, Equatable {
-        package var id: String
-        package var user: String
-        package var name: String
-        package var node: String
-    }
-
-    /// Every job squeue lists as running (all users' that this account may see).
-    package func runningJobs() throws(SlurmFailure) -> [RunningJob] {
-        let result = try run("squeue", ["--noheader", "--states=RUNNING", "--format=%i|%u|%j|%N"])
-        return result.outputText.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard fields.count == 4, fields[0].allSatisfy(\.isNumber) else { return nil }
-            return RunningJob(id: fields[0], user: fields[1], name: fields[2], node: fields[3])
-        }
+    /// Every job squeue lists (all users' that this account may see), in `states` when given.
+    package func queue(states: String? = nil) throws(SlurmFailure) -> [Job] {
+        let result = try run("squeue", ["--noheader", Self.queueFormat] + (states.map { ["--states=\($0)"] } ?? []))
+        return Self.jobs(fromSqueue: result.outputText)
     }
 
     /// Runs `binDir/name`; a controller that does not answer is its own failure.
