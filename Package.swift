@@ -8,7 +8,8 @@
 //                 (with the C modules); HydraFastCGI, the FastCGI loop, beside it
 //   HydraCore     configuration, names, LDAP, accounts, courses, homes, the notebook server
 //   HydraFront    the FastCGI front: routing, the visit, pages
-//   HydraGate     hydra-gate (the only user of SwiftNIO), and the site's metrics
+//   HydraGate     hydra-gate (the only user of SwiftNIO and of its TLS, for Slurm jobs' servers),
+//                 and the site's metrics
 import PackageDescription
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
@@ -48,6 +50,8 @@ let package = Package(
         .target(name: "HydraGate", dependencies: ["HydraFront", "HydraCore", "HydraSystem", logging,
                                                   .product(name: "NIOCore", package: "swift-nio"),
                                                   .product(name: "NIOPosix", package: "swift-nio"),
+                                                  .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                                                  .product(name: "NIOTLS", package: "swift-nio"),
                                                   .product(name: "CoreMetrics", package: "swift-metrics"),
                                                   .product(name: "Prometheus", package: "swift-prometheus")]),
 
@@ -60,7 +64,8 @@ let package = Package(
         .target(name: "HydraTesting", dependencies: ["HydraFront", "HydraCore", "HydraSystem"]),
         .testTarget(name: "HydraTests", dependencies: ["HydraFront", "HydraCore", "HydraSystem", "HydraTesting", logging]),
         .testTarget(name: "HydraGateTests", dependencies: ["HydraGate", "HydraCore", "HydraSystem", logging,
-                                                          .product(name: "NIOPosix", package: "swift-nio")]),
+                                                          .product(name: "NIOPosix", package: "swift-nio"),
+                                                          .product(name: "NIOSSL", package: "swift-nio-ssl")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -5,10 +5,6 @@ import FoundationEssentials
 /// /hydra/admin (every running server, with a Stop button; the course mirrors; the recent
 /// incidents) and /hydra/metrics, for the admins `[admin]` names. Plain HTML forms: no script.
 extension Front {
-    /// The cookie whose value the Stop form must carry too (a page of another site can make a
-    /// browser POST here, but cannot read this value). SameSite=Strict keeps it off such POSTs anyway.
-    static let adminXSRFCookieName = "hydra-admin-xsrf"
-
     /// Signed in and an admin, or the page that says no (403).
     func withAdmin(_ request: FrontRequest, _ body: (UserName) -> FrontResponse) -> FrontResponse {
         withUser(request) { name, _ in
@@ -27,8 +23,12 @@ extension Front {
     }
 
     func adminPage(_ request: FrontRequest, admin: UserName) -> FrontResponse {
-        let xsrf = request.cookie(Self.adminXSRFCookieName).flatMap { $0.count == 32 && $0.allSatisfy(\.isHexDigit) ? $0 : nil }
-            ?? Secret.hexToken(byteCount: 16)
+        let xsrf: String
+        do throws(SystemError) {
+            xsrf = try forms.mint(.adminStop, for: admin)
+        } catch {
+            return incident(admin, "admin page: no form token: \(error)")
+        }
         let now = Date()
         let activity = link.people()
         let supervision = Supervision(config: config)
@@ -84,7 +84,6 @@ extension Front {
 
     func adminResponse(_ request: FrontRequest, admin: UserName, xsrf: String, servers: [[String: Any]], runs: String,
                        extra: [String: Any], activity: [String: PersonActivity]?, now: Date) -> FrontResponse {
-        let https = request.isHTTPS || config.site.publicURL.lowercased().hasPrefix("https:")
         let mirrors = config.courses.map { course -> [String: Any] in
             let mirror = Mirror(config: config, course: course)
             return ["folder": course.folder, "repo": course.repo, "branch": course.branch,
@@ -95,21 +94,23 @@ extension Front {
              "time": Self.describe(Date(timeIntervalSince1970: incident.time), now: now)]
         }
         let stopped = request.queryValue("stopped").flatMap { UserName.isWellFormed($0) ? $0 : nil }
-        var response = page(200, "admin", title: "hydra: servers", values: [
+        return page(200, "admin", title: "hydra: servers", values: [
             "admin": admin.value, "xsrf": xsrf, "servers": servers, "serverCount": servers.count,
             "supervision": runs, "mirrors": mirrors, "incidents": incidents,
             "stopped": stopped ?? false, "gateDown": activity == nil,
         ].merging(extra) { first, _ in first })
-        response.headers.append(("Set-Cookie", "\(Self.adminXSRFCookieName)=\(xsrf); Path=/hydra/admin; HttpOnly; SameSite=Strict"
-                                 + (https ? "; Secure" : "")))
-        return response
     }
 
     /// The Stop button: `ipynb-launch stop` as the person, then back to the list.
     func adminStop(_ request: FrontRequest, admin: UserName) -> FrontResponse {
-        guard let sent = request.formValue("_xsrf"), let expected = request.cookie(Self.adminXSRFCookieName),
-              Secret.matches(sent, expected) else {
-            logger.warning("admin stop refused: the form's _xsrf field is missing or does not match", metadata: ["user": "\(admin)"])
+        if let refusal = forms.refusal(of: request, .adminStop, for: admin) {
+            // Someone's page may have tried to make an admin's browser stop a server: an incident
+            // the admins see, as well as the log line.
+            let target = LogSafe.quote(request.formValue("user") ?? "", limit: 64)
+            let id = Secret.hexToken(byteCount: 4)
+            logger.warning("incident \(id): a Stop of \(target) in the name of \(admin) was refused: \(refusal)", metadata: ["user": "\(admin)"])
+            incidents.record(.init(id: id, user: admin.value, time: Date().timeIntervalSince1970,
+                                   detail: "A Stop of \(target) was refused and nothing was stopped: \(refusal)."))
             return page(403, "stale-form", title: "This form has expired")
         }
         guard let target = request.formValue("user"), let name = try? UserName(target) else {

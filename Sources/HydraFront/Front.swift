@@ -20,6 +20,8 @@ package struct Front: Sendable {
     /// Where the site's metrics go (hydra-gate keeps them).
     package let link: GateLink
     package let incidents: IncidentLog
+    /// The check every state-changing form passes (the admin's Stop).
+    package let forms: FormGuard
 
     package init(config: HydraConfig, logger: Logger, helpers: (any HelperRunning)? = nil, accounts: any AccountDatabase = SystemAccounts()) {
         self.config = config
@@ -30,6 +32,7 @@ package struct Front: Sendable {
         self.policy = AccountPolicy(config: config, database: accounts)
         self.link = GateLink(config: config)
         self.incidents = IncidentLog(config: config)
+        self.forms = FormGuard(config: config)
     }
 
     package func handle(_ request: FrontRequest) -> FrontResponse {
@@ -146,6 +149,13 @@ package struct Front: Sendable {
                             metadata: ["user": "\(name)"])
                 return startingPage(name, reason: "Your notebook server is starting.")
             }
+            if outcome.exitStatus == .busy {
+                logger.info("visit: another start, stop or sync of this person's server holds their lock: \(LogSafe.quote(outcome.message, limit: 400))",
+                            metadata: ["user": "\(name)"])
+                return startingPage(name, reason: "Your notebook server is busy: another start or stop of it is still under way "
+                                    + "(perhaps one you began yourself, for example with ipynb-launch). This page tries again every 5 seconds.",
+                                    refreshSeconds: 5, outcome: "busy")
+            }
             if outcome.exitStatus == .waiting, let queued = startAnswer?.queued {
                 logger.info("visit: job \(queued.id) queued (\(queued.state), \(queued.reason))", metadata: ["user": "\(name)"])
                 return startingPage(name, reason: Self.queuedReason(queued), refreshSeconds: 5)
@@ -200,7 +210,7 @@ package struct Front: Sendable {
             refreshMirrors()
             do {
                 let (outcome, answer) = try withExtendedLifetime(turn) { try runStart(name) }
-                if answer == nil, outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine {
+                if answer == nil, outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine && outcome.exitStatus != .busy {
                     logger.warning("sync after the visit: ipynb-launch start exited \(outcome.status): \(LogSafe.quote(outcome.message, limit: 400))",
                                    metadata: ["user": "\(name)"])
                 }
@@ -335,9 +345,11 @@ package struct Front: Sendable {
                     extraHeaders: [("Retry-After", "60")])
     }
 
-    func startingPage(_ name: UserName, reason: String, refreshSeconds: Int = 2) -> FrontResponse {
-        page(200, "starting", title: "Starting your notebook server", values: ["reason": reason],
-             extraHeaders: [("Refresh", "\(refreshSeconds)")])
+    func startingPage(_ name: UserName, reason: String, refreshSeconds: Int = 2, outcome: String? = nil) -> FrontResponse {
+        var response = page(200, "starting", title: "Starting your notebook server", values: ["reason": reason],
+                            extraHeaders: [("Refresh", "\(refreshSeconds)")])
+        response.outcome = outcome ?? response.outcome
+        return response
     }
 
     /// A queued job in a person's words, with Slurm's own reason and estimate for those who know them.

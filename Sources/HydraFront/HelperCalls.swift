@@ -8,7 +8,7 @@ import FoundationEssentials
 package protocol HelperRunning: Sendable {
     /// `addldapuser --json -- NAME`, as root.
     func addLDAPUser(_ name: UserName) throws -> HelperCalls.Outcome
-    /// `ipynb-launch start --json`, as the person.
+    /// `ipynb-launch start --json --lock-timeout 0`, as the person.
     func startServer(_ name: UserName) throws -> HelperCalls.Outcome
     /// `ipynb-launch stop --json`, as the person (an admin's Stop button).
     func stopServer(_ name: UserName) throws -> HelperCalls.Outcome
@@ -67,14 +67,16 @@ package struct HelperCalls: HelperRunning {
         package let job: String?
         package let address: String?
         package let port: Int?
+        /// The Slurm backend: the pin of the certificate the job's server shows.
+        package let pin: String?
         /// The Slurm backend: the job, still queued (exit status 2).
         package let queued: SlurmClient.Job?
         package let sync: [SyncOutcome]
-        enum CodingKeys: String, CodingKey { case token, outcome, socket, job, address, port, queued, sync }
+        enum CodingKeys: String, CodingKey { case token, outcome, socket, job, address, port, pin, queued, sync }
 
         package var jobEndpoint: JobEndpoint? {
-            guard let job, let address, let port else { return nil }
-            return JobEndpoint(job: job, address: address, port: port)
+            guard let job, let address, let port, let pin, JobEndpoint.isPin(pin) else { return nil }
+            return JobEndpoint(job: job, address: address, port: port, pin: pin)
         }
     }
 
@@ -100,7 +102,10 @@ package struct HelperCalls: HelperRunning {
         // A start outlives a restart of the front, and a visit that waited as long as Apache lets
         // it: the visit gets the "starting" page, which reloads, meanwhile.
         let giveUp = monotonicSeconds() + Self.longestVisitWaitSeconds
-        return try sudo(["-u", name.value, "\(directory)/ipynb-launch", "start", "--json"], timeout: timeout,
+        // A person can hold their own lock (their runtime directory is theirs): no wait for it,
+        // exit 3 instead, so the visit's start slot goes to the next person at once.
+        return try sudo(["-u", name.value, "\(directory)/ipynb-launch", "start", "--json",
+                         "--lock-timeout", "\(ServerManager.frontLockPatienceSeconds)"], timeout: timeout,
                         abandonWhen: { FastCGI.isStopping || monotonicSeconds() > giveUp })
     }
 

@@ -4,6 +4,7 @@ import HydraSystem
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// hydra-gate: the one way from Apache to the notebook servers. Apache proxies every
 /// `/user/NAME/...` request (already authenticated, and only for NAME itself) to the gate's
@@ -12,7 +13,8 @@ import NIOPosix
 ///   at once, so a person whose server stalls, or who opens connections without end, holds at
 ///   most their share of Apache's workers (each proxied request or websocket holds one);
 /// - connects to the person's own server only (`ServerSocket`: no link or foreign socket; with
-///   the Slurm backend, the endpoint the front wrote, checked against the cluster: `ClusterView`);
+///   the Slurm backend, the endpoint the front wrote, checked against the cluster: `ClusterView`,
+///   over TLS to the one certificate that start made: `PinnedServer`);
 /// - sends a browser whose server is not running back through the front, which starts it;
 /// - ends a request whose answer does not begin within `response_timeout_seconds` (504), and a
 ///   websocket idle for `websocket_idle_timeout_seconds`.
@@ -25,6 +27,8 @@ package final class Gate: Sendable {
     let webGroupID: UInt32
     /// The Slurm backend's view of the cluster; nil with local servers.
     let cluster: ClusterView?
+    /// TLS to a Slurm job's server (nil with local servers, or if BoringSSL would not make a context).
+    let tls: NIOSSLContext?
 
     package init(config: HydraConfig, logger: Logger) throws(ConfigError) {
         guard let webGroup = UserDatabase.group(named: config.site.webServerGroup) else {
@@ -37,6 +41,7 @@ package final class Gate: Sendable {
         self.logger = logger
         self.webGroupID = webGroup.gid
         self.cluster = config.server.backend == .slurm ? config.slurm.map { ClusterView(settings: $0, logger: logger) } : nil
+        self.tls = cluster == nil ? nil : try? PinnedServer.context()
     }
 
     /// Serves on `socketPath`, and the control socket beside it, until the process ends.
@@ -86,7 +91,7 @@ package final class Gate: Sendable {
     /// Where the person's server is: a connected socket on this machine, or a job's node and port.
     enum Upstream {
         case localSocket(Descriptor)
-        case node(address: String, port: Int)
+        case node(address: String, port: Int, pin: String)
     }
 
     /// A connection to the person's own server (or, for a Slurm job, its checked endpoint),
@@ -98,7 +103,7 @@ package final class Gate: Sendable {
         if let cluster {
             guard let (endpoint, written) = JobEndpoint.read(for: person, config: config),
                   cluster.allows(endpoint, written: written, for: person) else { return .failure(.absent) }
-            return .success(.node(address: endpoint.address, port: endpoint.port))
+            return .success(.node(address: endpoint.address, port: endpoint.port, pin: endpoint.pin))
         }
         guard let directory = try? DirectoryHandle.open(runtime.path(for: person)) else { return .failure(.absent) }
         return ServerSocket.connect(in: directory, ownerUID: account.uid).map(Upstream.localSocket)
@@ -223,19 +228,35 @@ final class ApacheSide: ChannelInboundHandler {
                 context.close(promise: nil)
             }
         }
-        let serverHandlers = NIOLoopBound((watch, serverEnd), eventLoop: context.eventLoop)
+        // A job's server: TLS first, to the certificate its start made and no other; the splice
+        // begins once the handshake is done.
+        let pinned: PinnedServer?
+        if case .node(let address, let port, let pin) = upstream {
+            guard let tls = gate.tls else {
+                gate.logger.error("no TLS context for the servers of Slurm jobs: see hydra-gate's start", metadata: ["user": "\(head.person)"])
+                answer(.badGateway, context: context)
+                return
+            }
+            pinned = PinnedServer(pin: pin, context: tls, eventLoop: context.eventLoop, logger: gate.logger, person: head.person,
+                                  place: "\(address):\(port)")
+        } else {
+            pinned = nil
+        }
+        let serverHandlers = NIOLoopBound((watch, serverEnd, pinned), eventLoop: context.eventLoop)
         let bootstrap = ClientBootstrap(group: context.eventLoop)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .connectTimeout(.seconds(3))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let (watch, serverEnd) = serverHandlers.value
+                    let (watch, serverEnd, pinned) = serverHandlers.value
+                    if let pinned { try channel.pipeline.syncOperations.addHandlers(try pinned.handlers()) }
                     try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: .seconds(Int64(seconds))), watch, serverEnd])
                 }
             }
         let (connected, isJob) = switch upstream {
         case .localSocket(let connection): (bootstrap.withConnectedSocket(connection.release()), false)  // NIO's channel owns and closes it now
-        case .node(let address, let port): (bootstrap.connect(host: address, port: port), true)
+        case .node(let address, let port, _):
+            (bootstrap.connect(host: address, port: port).flatMap { server in pinned!.handshake.map { server } }, true)
         }
         connected
             .assumeIsolated()

@@ -157,6 +157,18 @@ package final class DirectoryHandle {
         }
     }
 
+    /// Puts `bytes` at `name` only if nothing is there yet: a temporary file, complete, then
+    /// linked into place, so a reader never sees half and two writers never replace each
+    /// other's file. False when something already was there (which is left as it is).
+    package func createOnce(_ name: String, _ bytes: [UInt8], mode: mode_t) throws(SystemError) -> Bool {
+        let temporary = "once-\(getpid())"
+        try writeAtomically(temporary, bytes, staging: self, mode: mode)
+        defer { unlinkat(fd, temporary, 0) }
+        if linkat(fd, temporary, fd, name, 0) == 0 { return true }
+        if errno == EEXIST { return false }
+        throw SystemError("linking into", "\(path)/\(name)")
+    }
+
     /// Removes every entry of this directory that is not a directory (for a staging folder).
     package func removeAllFiles() {
         guard let stream = fdopendir(dup(fd)) else { return }

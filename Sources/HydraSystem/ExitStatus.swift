@@ -7,6 +7,9 @@ package enum ExitStatus: Int32, CaseIterable, Sendable {
     case alreadyFine = 1
     /// ipynb-launch (Slurm): the server's job waits in the queue; start again to follow it.
     case waiting = 2
+    /// ipynb-launch: another start, stop or sync of the person's server holds their lock (perhaps
+    /// their own, over ssh); nothing was done: try again once it ends.
+    case busy = 3
     /// Wrong options or arguments.
     case usage = 64
     /// The user name is not a valid hydra name (nothing was looked up or changed).
@@ -33,6 +36,7 @@ package enum ExitStatus: Int32, CaseIterable, Sendable {
         case .done: "done (account created / server started)"
         case .alreadyFine: "already fine (account existed / server reused)"
         case .waiting: "waiting: the server's Slurm job is queued; start again to follow it"
+        case .busy: "busy: another start, stop or sync of this person's server is running; nothing was done"
         case .usage: "usage error"
         case .invalidName: "invalid user name"
         case .ldapUnavailable: "LDAP unavailable"

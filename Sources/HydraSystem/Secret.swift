@@ -9,10 +9,7 @@ package enum Secret {
         let ok = bytes.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32(byteCount)) }
         // RAND_bytes fails only when the OS entropy source is broken: no safe way on from there.
         precondition(ok == 1, "OpenSSL's CSPRNG failed: the system's entropy source is unavailable")
-        return bytes.map { byte in
-            let digits: [Character] = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
-        }.joined()
+        return lowercaseHex(bytes)
     }
 
     /// Whether two secrets are equal, in a time that does not tell how much of them matched.

@@ -11,10 +11,7 @@ package enum StreamExchange {
     package static func exchange(over connection: Descriptor, request: [UInt8], timeoutSeconds: Double,
                                  limit: Int = 1 << 20) -> [UInt8]? {
         let fd = connection.rawValue
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        var timeout = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - Double(Int(timeoutSeconds))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        block(fd, timeoutSeconds: timeoutSeconds)
         guard retryingInterrupted({ request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }) == request.count else {
             return nil
         }
@@ -26,6 +23,14 @@ package enum StreamExchange {
             response += buffer[0..<count]
         }
         return response
+    }
+
+    /// Makes a socket blocking, with `timeoutSeconds` for each send and receive.
+    static func block(_ fd: Int32, timeoutSeconds: Double) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        var timeout = timeval(tv_sec: Int(timeoutSeconds), tv_usec: Int((timeoutSeconds - Double(Int(timeoutSeconds))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// A TCP connection to a numeric address (IPv4 or IPv6) and port, or nil when none is made

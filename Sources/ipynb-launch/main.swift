@@ -17,7 +17,7 @@ struct IpynbLaunch: ParsableCommand {
             listening on TCP on its node; its files are in ~/.hydra/slurm/.
 
             Exit status:
-            \(ExitStatus.helpTable([.done, .alreadyFine, .waiting, .usage, .invalidName, .internalError, .systemError, .homeFull, .temporaryFailure, .refused, .configurationError]))
+            \(ExitStatus.helpTable([.done, .alreadyFine, .waiting, .busy, .usage, .invalidName, .internalError, .systemError, .homeFull, .temporaryFailure, .refused, .configurationError]))
             """,
         subcommands: [Start.self, Sync.self, Status.self, Stop.self, Check.self, Unit.self])
 }
@@ -46,13 +46,22 @@ extension IpynbLaunch {
                 With the Slurm backend, start submits the job and waits up to server.start_timeout_seconds \
                 for its server. A job still queued after 10 s (1 s when an earlier start submitted it) \
                 keeps its place: exit 2 with its state, reason and expected start, and the next start \
-                looks in on the same job.
+                looks in on the same job. While another start, stop or sync of your server runs \
+                (it holds <server.runtime_dir>/NAME/lock), start waits for it: by default as long as a \
+                start may take, with --lock-timeout at most that many seconds; then exit 3 (busy), \
+                with nothing done.
                 """)
         @OptionGroup var common: Common
+        @Option(help: "Wait at most this many seconds for another start, stop or sync of your server (hydra-cgi: \(ServerManager.frontLockPatienceSeconds)).")
+        var lockTimeout: Int?
+
+        func validate() throws {
+            if let lockTimeout, !(0...3600).contains(lockTimeout) { throw ValidationError("--lock-timeout takes 0 to 3600 seconds") }
+        }
 
         func run() throws {
             try common.run("start") { config, identity in
-                let report = try ServerManager(config: config, identity: identity).start()
+                let report = try ServerManager(config: config, identity: identity).start(lockTimeoutSeconds: lockTimeout)
                 let syncText = report.sync.map(\.summary).joined(separator: "; ")
                 let text = report.queued.map { "the server's Slurm job \($0.id) of \(report.user) is \($0.state) (\($0.reason)), expected start \($0.startTime); start again to follow it" }
                     ?? "\(report.outcome) the server of \(report.user) at \(report.location) in \(report.seconds) s"

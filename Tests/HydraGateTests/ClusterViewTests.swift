@@ -11,6 +11,7 @@ import Testing
 final class ClusterViewTests {
     let binDir = FileManager.default.temporaryDirectory.appendingPathComponent("hydra-slurm-\(UUID().uuidString)").path
     let alice = try! UserName("alice")
+    let pin = String(repeating: "ab", count: 32)
 
     init() throws {
         try FileManager.default.createDirectory(atPath: binDir, withIntermediateDirectories: true)
@@ -35,24 +36,24 @@ final class ClusterViewTests {
     }
 
     @Test func herOwnRunningJobAtItsNodesAddressWithinThePortRange() throws {
-        #expect(try view().allows(JobEndpoint(job: "41", address: "169.254.1.2", port: 21000), written: 0, for: alice))
+        #expect(try view().allows(JobEndpoint(job: "41", address: "169.254.1.2", port: 21000, pin: pin), written: 0, for: alice))
     }
 
     @Test("threat: an endpoint that points at another person's job, another node, a port outside the range or something not a node")
     func anythingElseIsRefused() throws {
         let view = try view()
-        for endpoint in [JobEndpoint(job: "42", address: "169.254.2.2", port: 21000),     // bob's job
-                         JobEndpoint(job: "41", address: "169.254.2.2", port: 21000),     // her job, another node
-                         JobEndpoint(job: "41", address: "169.254.1.2", port: 22),        // outside port_range
-                         JobEndpoint(job: "41", address: "127.0.0.1", port: 21000),       // the web host itself
-                         JobEndpoint(job: "99", address: "10.0.0.1", port: 21000)] {      // not a node
+        for endpoint in [JobEndpoint(job: "42", address: "169.254.2.2", port: 21000, pin: pin),     // bob's job
+                         JobEndpoint(job: "41", address: "169.254.2.2", port: 21000, pin: pin),     // her job, another node
+                         JobEndpoint(job: "41", address: "169.254.1.2", port: 22, pin: pin),        // outside port_range
+                         JobEndpoint(job: "41", address: "127.0.0.1", port: 21000, pin: pin),       // the web host itself
+                         JobEndpoint(job: "99", address: "10.0.0.1", port: 21000, pin: pin)] {      // not a node
             #expect(!view.allows(endpoint, written: Date().timeIntervalSince1970 + 60, for: alice), "\(endpoint)")
         }
     }
 
     @Test func aJobTheLastLookMissedCountsOnlyIfItsEndpointIsNewerThanTheLook() throws {
         let view = try view()
-        let fresh = JobEndpoint(job: "43", address: "169.254.2.2", port: 21500)
+        let fresh = JobEndpoint(job: "43", address: "169.254.2.2", port: 21500, pin: pin)
         #expect(view.allows(fresh, written: Date().timeIntervalSince1970 + 1, for: alice))
         #expect(!view.allows(fresh, written: Date().timeIntervalSince1970 - 60, for: alice))
     }
@@ -62,7 +63,7 @@ final class ClusterViewTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         view.start(on: group.next())
-        let endpoint = JobEndpoint(job: "41", address: "169.254.1.2", port: 21000)
+        let endpoint = JobEndpoint(job: "41", address: "169.254.1.2", port: 21000, pin: pin)
         #expect(view.allows(endpoint, written: 0, for: alice))
         script("squeue", "42|RUNNING|None|node2|2026-12-02T01:00:00|bob|hydra-bob\n")
         let deadline = Date().addingTimeInterval(Double(ClusterView.intervalSeconds) * 3)
@@ -72,6 +73,6 @@ final class ClusterViewTests {
 
     @Test func withNoNodesListedNothingIsAllowed() throws {
         script("sinfo", "")
-        #expect(try !view().allows(JobEndpoint(job: "41", address: "169.254.1.2", port: 21000), written: .infinity, for: alice))
+        #expect(try !view().allows(JobEndpoint(job: "41", address: "169.254.1.2", port: 21000, pin: pin), written: .infinity, for: alice))
     }
 }

@@ -46,21 +46,25 @@ final class AdminTests {
     }
 
     func ask(_ front: Front, _ path: String, as user: String?, method: String = "GET", cookie: String = "",
-             form: String? = nil) -> (status: Int, page: String, headers: [(String, String)]) {
+             form: String? = nil, origin: String? = "http://localhost", referer: String? = nil) -> (status: Int, page: String, headers: [(String, String)]) {
         let query = path.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
         var parameters = ["REQUEST_URI": path, "QUERY_STRING": query, "REQUEST_METHOD": method, "HTTP_COOKIE": cookie]
         if let user { parameters["REMOTE_USER"] = user }
         if form != nil { parameters["CONTENT_TYPE"] = "application/x-www-form-urlencoded" }
+        if method == "POST", let origin { parameters["HTTP_ORIGIN"] = origin }
+        if let referer { parameters["HTTP_REFERER"] = referer }
         let response = front.handle(FrontRequest(parameters: parameters, body: Array((form ?? "").utf8)))
         return (response.status, String(decoding: response.body, as: UTF8.self), response.headers)
     }
 
-    /// The XSRF value the admin page sets, as the browser would keep it.
-    func adminCookie(_ front: Front) throws -> String {
-        let page = ask(front, "/hydra/admin", as: "carol")
-        let cookie = try #require(page.headers.first { $0.0 == "Set-Cookie" && $0.1.hasPrefix("hydra-admin-xsrf=") }?.1)
-        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/hydra/admin"))
-        return String(cookie.dropFirst("hydra-admin-xsrf=".count).prefix(32))
+    /// The Stop form's token, as the admin page of `admin` carries it in each server's row (the
+    /// rows need running servers: test_admin.py reads it from the page itself).
+    func formToken(_ front: Front, as admin: String = "carol") throws -> String {
+        let page = ask(front, "/hydra/admin", as: admin)
+        #expect(page.status == 200 && !page.headers.contains { $0.0 == "Set-Cookie" })   // nothing a tossed cookie could stand in for
+        let token = try front.forms.mint(.adminStop, for: try UserName(admin))
+        #expect(token.wholeMatch(of: /[0-9]+\.[0-9a-f]{64}/) != nil)
+        return token
     }
 
     @Test func adminsNamedOrInTheGroupGetThePageOthersGet403() throws {
@@ -74,31 +78,78 @@ final class AdminTests {
         #expect(ask(front, "/hydra/admin", as: "carol", method: "POST").status == 405)
     }
 
-    @Test func theStopFormNeedsTheXSRFFieldThatMatchesTheCookieForgedCrossSitePost() throws {
+    @Test func theStopFormNeedsATokenMintedForThisAdminForgedCrossSitePostAndTossedCookie() throws {
         let helpers = FakeHelpers()
         let front = try front(helpers)
-        let token = try adminCookie(front)
-        let cookie = "hydra-admin-xsrf=\(token)"
-        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", cookie: cookie, form: "user=bob").status == 403)
-        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", cookie: cookie,
-                    form: "user=bob&_xsrf=\(String(repeating: "0", count: 32))").status == 403)
-        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", form: "user=bob&_xsrf=\(token)").status == 403)
-        #expect(ask(front, "/hydra/admin/stop", as: "alice", method: "POST", cookie: cookie, form: "user=bob&_xsrf=\(token)").status == 403)
+        let token = try formToken(front)
+        // No token; a made-up one; the old cookie/field pair a page of another port could toss in.
+        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", form: "user=bob").status == 403)
+        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", form: "user=bob&_xsrf=\(Int(Date().timeIntervalSince1970)).\(String(repeating: "0", count: 64))").status == 403)
+        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", cookie: "hydra-admin-xsrf=\(String(repeating: "a", count: 32))",
+                    form: "user=bob&_xsrf=\(String(repeating: "a", count: 32))").status == 403)
+        // carol's token in another person's request: not an admin, and not minted for her either.
+        #expect(ask(front, "/hydra/admin/stop", as: "alice", method: "POST", form: "user=bob&_xsrf=\(token)").status == 403)
+        // Another admin's token is not carol's.
+        let doras = try formToken(front, as: "dora")
+        #expect(ask(front, "/hydra/admin/stop", as: "carol", method: "POST", form: "user=bob&_xsrf=\(doras)").status == 403)
         #expect(helpers.calls.isEmpty)
 
-        let stopped = ask(front, "/hydra/admin/stop", as: "carol", method: "POST", cookie: cookie, form: "user=bob&_xsrf=\(token)")
+        let stopped = ask(front, "/hydra/admin/stop", as: "carol", method: "POST", form: "user=bob&_xsrf=\(token)")
         #expect(stopped.status == 303 && stopped.headers.contains { $0 == ("Location", "/hydra/admin?stopped=bob") })
         #expect(helpers.calls == ["stop bob"])
         #expect(ask(front, "/hydra/admin?stopped=bob", as: "carol").page.contains("The server of bob was stopped"))
     }
 
+    @Test func theStopFormIsRefusedFromAnotherOriginOrPortAndTheAttemptIsAnIncident() throws {
+        let helpers = FakeHelpers()
+        let front = try front(helpers)
+        let token = try formToken(front)
+        for (origin, referer) in [("http://localhost:8000", nil), ("http://127.0.0.1", nil), ("https://localhost", nil), ("null", nil),
+                                  ("http://localhost.evil.example", nil), (nil, "http://localhost:8000/stop.html"), (nil, nil)] as [(String?, String?)] {
+            let answer = ask(front, "/hydra/admin/stop", as: "carol", method: "POST", form: "user=bob&_xsrf=\(token)", origin: origin, referer: referer)
+            #expect(answer.status == 403, "Origin \(origin ?? "-"), Referer \(referer ?? "-"): \(answer.status)")
+        }
+        #expect(helpers.calls.isEmpty)
+        let incidents = front.incidents.recent(20)
+        #expect(incidents.count == 7 && incidents.allSatisfy { $0.user == "carol" && $0.detail.contains("refused") })
+        #expect(incidents.contains { $0.detail.contains("http://localhost:8000") })
+        // From the site's own page, by Referer alone (a browser that sends no Origin), it works.
+        let answer = ask(front, "/hydra/admin/stop", as: "carol", method: "POST", form: "user=bob&_xsrf=\(token)", origin: nil,
+                         referer: "http://localhost/hydra/admin")
+        #expect(answer.status == 303 && helpers.calls == ["stop bob"])
+    }
+
+    @Test func aFormTokenExpiresAndDiesWithItsKey() throws {
+        let front = try front()
+        let carol = try UserName("carol")
+        func refusal(_ token: String, now: Date = Date()) -> String? {
+            front.forms.refusal(of: FrontRequest(parameters: ["HTTP_ORIGIN": "http://localhost", "CONTENT_TYPE": "application/x-www-form-urlencoded"],
+                                                 body: Array("_xsrf=\(token)".utf8)), .adminStop, for: carol, now: now)
+        }
+        let old = try front.forms.mint(.adminStop, for: carol, now: Date(timeIntervalSinceNow: -Double(FormGuard.lifetimeSeconds) - 10))
+        #expect(refusal(old)?.contains("expired") == true)
+        let fresh = try front.forms.mint(.adminStop, for: carol)
+        #expect(refusal(fresh) == nil)
+        try FileManager.default.removeItem(atPath: "\(runtime)/\(RuntimeDirectory.frontDirectoryName)/\(FormGuard.keyFileName)")
+        #expect(refusal(fresh)?.contains("not made for carol") == true)   // a new key: the old page's form is void
+        #expect(refusal(try front.forms.mint(.adminStop, for: carol)) == nil)
+    }
+
+    @Test func theSiteOriginIsWhatABrowserWritesInOrigin() {
+        #expect(FormGuard.origin(of: "https://Jupyter.Example.org:443/") == "https://jupyter.example.org")
+        #expect(FormGuard.origin(of: "http://localhost:80") == "http://localhost")
+        #expect(FormGuard.origin(of: "http://localhost:8000/x?y") == "http://localhost:8000")
+        #expect(FormGuard.origin(of: "http://user@localhost/") == nil)
+        #expect(FormGuard.origin(of: "null") == nil)
+        #expect(FormGuard.origin(of: "javascript://localhost") == nil)
+    }
+
     @Test func theStopFormRefusesHostileAndSystemTargetsWithoutSudo() throws {
         let helpers = FakeHelpers()
         let front = try front(helpers)
-        let token = try adminCookie(front)
+        let token = try formToken(front)
         for target in ["root", "..%2Falice", "bob%0Aroot", "", "-rf"] {
-            let answer = ask(front, "/hydra/admin/stop", as: "carol", method: "POST", cookie: "hydra-admin-xsrf=\(token)",
-                             form: "user=\(target)&_xsrf=\(token)")
+            let answer = ask(front, "/hydra/admin/stop", as: "carol", method: "POST", form: "user=\(target)&_xsrf=\(token)")
             #expect(answer.status == 400 || answer.status == 403, "stop \(target): \(answer.status)")
         }
         #expect(helpers.calls.isEmpty)

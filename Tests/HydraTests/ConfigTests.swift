@@ -118,7 +118,7 @@ struct ExitStatusTests {
               (.unknownUID(4242), .refused),
               (.notInGroup(try! UserName("ann"), group: "hydra"), .refused),
               (.runtimeDirectoryNotReady(path: "/run/hydra/ann", person: try! UserName("ann"), webGroup: "www-data"), .refused),
-              (.lockTaken(path: "/run/hydra/ann/lock", seconds: 60, person: try! UserName("ann")), .temporaryFailure),
+              (.lockTaken(path: "/run/hydra/ann/lock", seconds: 60, person: try! UserName("ann")), .busy),
               (.tooManyProcesses(try! UserName("ann"), tasksMax: 150), .temporaryFailure),
               (.userManagerNotRunning(try! UserName("ann"), bus: "/run/user/70001/bus"), .temporaryFailure),
               (.startTimedOut(seconds: 60, logTail: ""), .temporaryFailure),

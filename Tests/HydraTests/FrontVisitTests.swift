@@ -100,12 +100,17 @@ final class FrontVisitTests {
 
     @Test func aSlurmJobsEndpointIsWrittenForTheGateFromTheHelpersAnswerAndNothingElse() throws {
         let token = String(repeating: "7", count: 64)
-        let job = #"{"token":"\#(token)","outcome":"started","job":"42","node":"node1","address":"169.254.1.2","port":21000,"sync":[]}"#
+        let pin = String(repeating: "5a", count: 32)
+        let job = #"{"token":"\#(token)","outcome":"started","job":"42","node":"node1","address":"169.254.1.2","port":21000,"pin":"\#(pin)","sync":[]}"#
         let answer = visit(try front(FakeHelpers(start: .exit(.done, json: job)), backend: "slurm"))
         #expect(answer.status == 200 && answer.page.contains(#"action="/user/alice/login?next="#))
         let endpoint = "\(runtime)/\(RuntimeDirectory.frontDirectoryName)/endpoints/alice"
-        #expect(try String(contentsOfFile: endpoint, encoding: .utf8) == "42 169.254.1.2 21000\n")
+        #expect(try String(contentsOfFile: endpoint, encoding: .utf8) == "42 169.254.1.2 21000 \(pin)\n")
         try FileManager.default.removeItem(atPath: endpoint)
+        // An answer without a pin (an older ipynb-launch's job, served in clear): never an endpoint.
+        let clear = job.replacingOccurrences(of: #","pin":"\#(pin)""#, with: "")
+        #expect(visit(try front(FakeHelpers(start: .exit(.done, json: clear)), backend: "slurm")).status == 500)
+        #expect(!FileManager.default.fileExists(atPath: endpoint))
         // A local server's answer under the Slurm backend names no job: an incident, and no endpoint.
         let local = visit(try front(FakeHelpers(start: .started(token: token)), backend: "slurm"))
         #expect(local.status == 500 && !FileManager.default.fileExists(atPath: endpoint))
@@ -159,6 +164,17 @@ final class FrontVisitTests {
         let helpers = FakeHelpers(start: HelperCalls.Outcome(status: -1, output: [], abandoned: true))
         let answer = visit(try front(helpers, users: [alice]))
         #expect(answer.status == 200 && answer.page.contains("Starting your notebook server") && answer.headers["Refresh"] != nil)
+    }
+
+    @Test func aPersonWhoHoldsTheirOwnLockGetsTheBusyPageAndTheStartSlotIsFreeAgain() throws {
+        readyRuntimeDirectory()
+        let helpers = FakeHelpers(start: .exit(.busy, json: #"{"error":"the lock stayed taken for 3 s"}"#))
+        let front = try front(helpers, users: [alice])
+        let answer = visit(front)
+        #expect(answer.status == 200 && answer.page.contains("Your notebook server is busy") && answer.headers["Refresh"] == "5\n")
+        #expect(helpers.calls == ["start alice"])
+        // The one start slot (max_concurrent_starts = 1) was hers only while the helper ran.
+        #expect(try front.gate.startSlot() != nil)
     }
 
     /// A visit while the test holds one of the front's locks: the starting page, no helper.

@@ -21,7 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, as_user, sh, wait_for
+from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, as_user, install_config, sh, wait_for
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = "/usr/lib/chromium/chromium"   # the binary itself, not Debian's launcher script
@@ -386,6 +386,23 @@ def server_pid(name):
     except ValueError:
         return None
     return data.get("pid") if data.get("running") else None
+
+
+@contextlib.contextmanager
+def site_with_admins(admins, logs, people):
+    """The site with `admins` in [admin] (then graceful, as the README says); afterwards Apache's
+    and the people's server logs kept under `logs`, their servers stopped, the default
+    configuration back."""
+    install_config(**{"admin.users": json.dumps(admins)})
+    reload_apache()
+    try:
+        yield
+    finally:
+        keep_logs(logs, people)
+        for name in people:
+            stop_server(name)
+        install_config()
+        reload_apache()
 
 
 def keep_logs(folder, users):

@@ -61,6 +61,9 @@ PEOPLE.update({"kathleen": (24400, "Kathleen Booth"), "ida": (24401, "Ida Rhodes
                "mary": (24402, "Mary Keller")})
 PEOPLE.update({f"flock{i:02d}": (24500 + i, f"Flock Member {i}") for i in range(30)})    # test_slurm_backend (herd, Slurm)
 PEOPLE.update({f"drove{i:02d}": (24600 + i, f"Drove Member {i}") for i in range(30)})    # test_slurm_backend (herd, local)
+PEOPLE.update({"trent": (24700, "Trent Admin"), "eve": (24701, "Eve Hostile"), "victor": (24702, "Victor Running"),  # test_hostile
+               "stuck": (24703, "Holds Her Own Lock")})
+PEOPLE.update({f"arrival{i:02d}": (24710 + i, f"Arrival {i}") for i in range(20)})       # test_hostile (start slots)
 PEOPLE.update({
     "watcher": (24100, "Watches The Site"), "mallory": (24101, "Stalls Her Server"),       # test_capacity
     "trudy": (24102, "Plants Sockets"), "filler": (24103, "Fills What She Can"),

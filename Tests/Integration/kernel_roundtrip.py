@@ -7,7 +7,8 @@ Usage:
   kernel_roundtrip.py BASE_URL USER --cookie 'username-...=...; _xsrf=X' --xsrf X
 Options: --origin ORIGIN (default: BASE_URL's origin), --host HOST (Host header
 override, e.g. site.example, to emulate the public name), --unix-socket PATH
-(talk to the Jupyter socket directly; BASE_URL is then ignored).
+(talk to the Jupyter socket directly; BASE_URL is then ignored), --insecure (an https
+BASE_URL whose certificate is not checked: a Slurm job's own, pinned by hydra instead).
 Only needs tornado (present in the Jupyter venv).
 """
 import argparse
@@ -58,13 +59,14 @@ async def main(a):
     prefix = f"/user/{a.user}"
     client = AsyncHTTPClient()
 
-    r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels", method="POST",
+    verify = not a.insecure
+    r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels", method="POST", validate_cert=verify,
                                        headers=headers_for(a), body=json.dumps({"name": "python3"})))
     kid = json.loads(r.body)["id"]
     print("kernel", kid, "HTTP", r.code)
 
     ws_url = base.replace("http", "ws", 1) + f"{prefix}/api/kernels/{kid}/channels?session_id={uuid.uuid4().hex}"
-    conn = await websocket_connect(HTTPRequest(ws_url, headers=headers_for(a, ws=True)), resolver=resolver)
+    conn = await websocket_connect(HTTPRequest(ws_url, headers=headers_for(a, ws=True), validate_cert=verify), resolver=resolver)
     if a.idle:  # idle on the websocket (tests proxy timeouts / server pings).
         # Keep reading: tornado's client only answers pings while its 1-slot
         # read queue is drained.
@@ -81,7 +83,7 @@ async def main(a):
     except ConnectionError as error:
         raise SystemExit(str(error))
     conn.close()
-    r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels/{kid}", method="DELETE",
+    r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels/{kid}", method="DELETE", validate_cert=verify,
                                        headers=headers_for(a)))
     if a.show_printed:
         print("printed:", json.dumps("".join(printed)))
@@ -100,6 +102,7 @@ if __name__ == "__main__":
     p.add_argument("--host")
     p.add_argument("--header", action="append", help="extra 'Name: value' header (e.g. site auth)")
     p.add_argument("--unix-socket")
+    p.add_argument("--insecure", action="store_true")
     p.add_argument("--code", default="1+1")
     p.add_argument("--expect", default="2")
     p.add_argument("--show-printed", action="store_true", help="also print (as JSON) the cell's streams and tracebacks")

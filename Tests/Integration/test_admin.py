@@ -16,26 +16,19 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import PASSWORD, PREFIX, Browser, as_web_server, sh
-from e2e_site import browsers, keep_logs, reload_apache, server_pid, stop_server  # noqa: F401 (browsers: a fixture)
-from hydra_site import install_config, wait_for
+from e2e_site import browsers, server_pid, site_with_admins  # noqa: F401 (browsers: a fixture)
+from hydra_site import wait_for
 from load_support import ErrorLog, api, browser_for, visit
 
-ADMIN_CONFIG = {"admin.users": '["carol"]'}
 STUDENTS = ["alice", "bob"]
 HERD = [f"meter{i:02d}" for i in range(10)]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def admin_site(site):
-    """The site with carol as its admin, as the README says: [admin] users, then graceful."""
-    install_config(**ADMIN_CONFIG)
-    reload_apache()
-    yield
-    keep_logs("admin-logs", STUDENTS + HERD)
-    for name in STUDENTS + HERD:
-        stop_server(name)
-    install_config()
-    reload_apache()
+    """The site with carol as its admin."""
+    with site_with_admins(["carol"], "admin-logs", STUDENTS + HERD):
+        yield
 
 
 def first_visit(name):
@@ -154,29 +147,34 @@ def front_as_signed_in(user, path):
                          PREFIX / "hydra-cgi").stdout
 
 
-def test_stop_form_without_its_xsrf_field_is_refused_forged_cross_site_post():
+FORM_TOKEN = r'name="_xsrf" value="([0-9]+\.[0-9a-f]{64})"'
+
+
+def test_stop_form_without_a_token_minted_for_the_admin_is_refused_forged_cross_site_post():
     first_visit("alice")
     running = server_pid("alice")
     carol = Browser("carol")
-    status, _, page = carol.get("/hydra/admin")
-    token = re.search(r'name="_xsrf" value="([0-9a-f]{32})"', page).group(1)
-    assert carol.cookies.get("hydra-admin-xsrf") == token
-    # Without the field (what another site's form could make carol's browser send), with a wrong
-    # one, and with the field but without the cookie: 403, and nothing stopped.
+    status, headers, page = carol.get("/hydra/admin")
+    token = re.search(FORM_TOKEN, page).group(1)
+    assert "Set-Cookie" not in headers  # the token stands alone: no cookie a page elsewhere could toss in
+    # Without the field (what another site's form could make carol's browser send), with a
+    # made-up one, and with the old cookie/field pair that any page of this host could set: 403.
     assert carol.post("/hydra/admin/stop", {"user": "alice"})[0] == 403
-    assert carol.post("/hydra/admin/stop", {"user": "alice", "_xsrf": "0" * 32})[0] == 403
-    assert Browser("carol").post("/hydra/admin/stop", {"user": "alice", "_xsrf": token})[0] == 403
-    # Not an admin, with a valid-looking pair of her own: 403 too.
-    mallory = Browser("bob")
-    mallory.cookies["hydra-admin-xsrf"] = token
-    assert mallory.post("/hydra/admin/stop", {"user": "alice", "_xsrf": token})[0] == 403
+    assert carol.post("/hydra/admin/stop", {"user": "alice", "_xsrf": f"{int(time.time())}.{'0' * 64}"})[0] == 403
+    tossed = Browser("carol")
+    tossed.cookies["hydra-admin-xsrf"] = "a" * 32
+    assert tossed.post("/hydra/admin/stop", {"user": "alice", "_xsrf": "a" * 32})[0] == 403
+    # Not an admin, with carol's own token: 403 too.
+    assert Browser("bob").post("/hydra/admin/stop", {"user": "alice", "_xsrf": token})[0] == 403
+    # carol's valid token, posted from another origin (another port of this host): 403.
+    assert carol.post("/hydra/admin/stop", {"user": "alice", "_xsrf": token}, headers={"Origin": "http://localhost:8000"})[0] == 403
     assert server_pid("alice") == running
 
 
 def test_stop_form_refuses_a_system_account_hostile_target():
     carol = Browser("carol")
     page = carol.get("/hydra/admin")[2]
-    token = re.search(r'name="_xsrf" value="([0-9a-f]{32})"', page).group(1)
+    token = re.search(FORM_TOKEN, page).group(1)
     for target in ["root", "www-data", "../alice", "alice\nroot"]:
         status, _, _ = carol.post("/hydra/admin/stop", {"user": target, "_xsrf": token})
         assert status in (400, 403), f"stop {target!r}: {status}"

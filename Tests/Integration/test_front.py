@@ -384,6 +384,9 @@ def test_front_as_a_daemon_behind_mod_proxy_fcgi_as_documented(site):
         assert status == 200 and "Signed in as ken" in page
         status, _, page = Browser("ken").get("/", port=8083)
         assert status == 200 and 'action="/user/ken/login' in page
+        # ProxyPassMatch takes every path but /user/ before any module's handler: mod_status's
+        # page (enabled by Debian) is the front's 404 here too.
+        assert Browser("ken").get("/server-status", port=8083)[0] == 404
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)

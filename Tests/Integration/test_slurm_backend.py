@@ -105,13 +105,25 @@ def start(name, *extra):
 
 
 def api_status(address, port, name, token=None, as_account=None):
-    """GET /user/NAME/api/status at the node's address, as the web host (root) or another account."""
-    argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "-H", "Host: localhost"]
+    """GET /user/NAME/api/status at the node's address (TLS; the certificate not checked), as the
+    web host (root) or another account."""
+    argv = ["curl", "-k", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "-H", "Host: localhost"]
     if token:
         argv += ["-H", f"Authorization: token {token}"]
-    argv.append(f"http://{address}:{port}/user/{name}/api/status")
+    argv.append(f"https://{address}:{port}/user/{name}/api/status")
     result = as_user(as_account, *argv) if as_account else sh(*argv, check=False)
     return result.stdout.strip()
+
+
+def shown_pin(address, port):
+    """The pin (SHA-256 of its DER) of the certificate the server at address:port shows."""
+    import hashlib
+    import socket
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection((address, port), timeout=5) as raw, context.wrap_socket(raw) as tls:
+        return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
 
 
 def test_check_asks_slurm_as_the_person_and_submits_nothing(person, slurm_site):
@@ -156,7 +168,7 @@ def test_first_start_runs_the_server_on_a_compute_node_and_the_second_reuses_its
     assert api_status(report["address"], report["port"], name, "0" * 64) == "403"
     # Its kernel runs on the node: 1+1 and the kernel's own hostname, over the channels websocket.
     for code, expected in (("1+1", "2"), ("__import__('socket').gethostname()", repr(report["node"]))):
-        kernel = sh(JUPYTER_PYTHON, KERNEL_ROUNDTRIP, f"http://{report['address']}:{report['port']}", name,
+        kernel = sh(JUPYTER_PYTHON, KERNEL_ROUNDTRIP, f"https://{report['address']}:{report['port']}", name, "--insecure",
                     "--token", report["token"], "--host", "localhost", "--code", code, "--expect", expected, check=False)
         assert kernel.returncode == 0, kernel.stdout + kernel.stderr
     # The token never reaches a command line or the job's environment; the file it came in is gone.
@@ -165,6 +177,13 @@ def test_first_start_runs_the_server_on_a_compute_node_and_the_second_reuses_its
     home = pathlib.Path(f"/home/{name}/.hydra/slurm")
     assert not (home / "token").exists()
     assert (home / "endpoint").read_text().split() == [report["job"], report["node"], str(report["port"])]
+    # TLS with this start's certificate: the one the pin names; its key left the shared home.
+    assert shown_pin(report["address"], report["port"]) == report["pin"]
+    assert not (home / "tls.key").exists() and not (home / "tls.crt").exists()
+    assert api_status(report["address"], report["port"], name, report["token"]).startswith("200")
+    plain = sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+               f"http://{report['address']}:{report['port']}/user/{name}/api/status", check=False).stdout
+    assert plain in ("000", "400"), plain   # no HTTP in clear
 
     again, second = start(name)
     assert again.returncode == REUSED, again.stderr
@@ -185,10 +204,10 @@ def test_another_account_on_the_same_node_gets_403_without_the_token(person, slu
     _, report = start(name)
     assert report and report["outcome"] in ("started", "reused")
     job = slurm_site.submit(other, "-w", report["node"], f"--chdir=/home/{other}", f"--output=/home/{other}/probe-%j.out",
-                            "--wrap", f"curl -s -o /dev/null -w '%{{http_code}} ' --max-time 5 -H 'Host: localhost' "
-                                      f"http://{report['address']}:{report['port']}/user/{name}/api/contents; "
-                                      f"curl -s -o /dev/null -w '%{{http_code}} ' --max-time 5 -H 'Host: localhost' "
-                                      f"http://127.0.0.1:{report['port']}/user/{name}/api/contents; hostname")
+                            "--wrap", f"curl -k -s -o /dev/null -w '%{{http_code}} ' --max-time 5 -H 'Host: localhost' "
+                                      f"https://{report['address']}:{report['port']}/user/{name}/api/contents; "
+                                      f"curl -k -s -o /dev/null -w '%{{http_code}} ' --max-time 5 -H 'Host: localhost' "
+                                      f"https://127.0.0.1:{report['port']}/user/{name}/api/contents; hostname")
     slurm_site.wait_for_state(job, "GONE", timeout=60)
     out = pathlib.Path(f"/home/{other}/probe-{job}.out").read_text().split()
     assert out == ["403", "403", report["node"]], out
@@ -232,7 +251,7 @@ def test_the_admin_page_lists_running_and_queued_jobs_and_its_stop_button_cancel
         status, _, page = ida.request("GET", "/hydra/admin")
         assert status == 200 and "Servers run as Slurm jobs in partition hydra" in page, page[:2000]
         assert f"Slurm job {job} on {node}" in page and f"Slurm job {waiting['queued']['id']}, pending" in page, page
-        token = re.search(r'name="_xsrf" value="([0-9a-f]{32})"', page).group(1)
+        token = re.search(r'name="_xsrf" value="([0-9]+\.[0-9a-f]{64})"', page).group(1)
         status, _, _ = ida.post("/hydra/admin/stop", {"user": name, "_xsrf": token})
         assert status == 303
         assert jobs_of(name) == []
@@ -251,7 +270,7 @@ def test_the_gate_refuses_an_endpoint_that_is_not_the_persons_running_job(person
     endpoints = pathlib.Path("/run/hydra/.front/endpoints")
     mine = (endpoints / name).read_text()
     planted = endpoints / f".{name}.planted"
-    planted.write_text(f"{theirs['job']} {theirs['address']} {theirs['port']}\n")
+    planted.write_text(f"{theirs['job']} {theirs['address']} {theirs['port']} {theirs['pin']}\n")
     os.utime(planted, (1, 1))   # older than the gate's last look at the cluster
     planted.replace(endpoints / name)
     try:
@@ -261,6 +280,67 @@ def test_the_gate_refuses_an_endpoint_that_is_not_the_persons_running_job(person
         (endpoints / name).write_text(mine)
     status, _, _ = browser.request("GET", f"/user/{name}/api/status")
     assert status == 200
+
+
+def test_the_gate_speaks_only_to_the_certificate_its_persons_start_made(person, slurm_site):
+    """Threat: something else listening where the person's server was (another person's job on
+    the node, a process that took the port): the gate's TLS accepts only the pinned certificate,
+    so nothing of the person's request reaches it."""
+    name, other = person("kathleen"), person("ida")
+    browser = browser_for(name)
+    assert_in_lab(visit(browser), name)
+    _, theirs = start(other)
+    endpoint = pathlib.Path(f"/run/hydra/.front/endpoints/{name}")
+    mine = endpoint.read_text()
+    job, address, port, pin = mine.split()
+    # Each start's certificate is its own: another person's job shows another one.
+    assert shown_pin(theirs["address"], theirs["port"]) == theirs["pin"] != pin
+    assert shown_pin(address, int(port)) == pin
+    gate_log = pathlib.Path("/var/log/hydra/gate.log")
+    logged = len(gate_log.read_text())
+    endpoint.write_text(f"{job} {address} {port} {theirs['pin']}\n")   # her own job, with another start's pin
+    try:
+        # An API call hears 502; a page visit would go through the front, which starts a new job.
+        status, _, _ = browser.request("GET", f"/user/{name}/api/status", headers={"Accept": "application/json"})
+        assert status == 502, status
+        assert "did not show the certificate the start of" in gate_log.read_text()[logged:]
+    finally:
+        endpoint.write_text(mine)
+    status, _, _ = browser.request("GET", f"/user/{name}/api/status")
+    assert status == 200
+
+
+def test_no_token_and_no_http_cross_the_cluster_network_in_clear(person, slurm_site):
+    """Threat: any account on the cluster's network sniffing it. Everything between the web host
+    and the nodes is captured (tcpdump on their links) while a first visit starts a job, logs in
+    and runs a kernel through Apache: no token, no HTTP."""
+    import subprocess
+    name = person("kathleen")
+    as_user(name, LAUNCH, "stop")
+    capture = pathlib.Path("/tmp/hydra-test-cluster.pcap")
+    capture.unlink(missing_ok=True)
+    dump = subprocess.Popen(["tcpdump", "-i", "any", "-U", "-Z", "root", "-s", "0", "-w", str(capture), "net", "169.254.0.0/16"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: capture.exists() and capture.stat().st_size >= 24, timeout=10)
+        time.sleep(0.5)
+        browser = browser_for(name)
+        assert_in_lab(visit(browser), name)
+        kernel_through_apache(browser, name, "1+1", "2")
+        token = (pathlib.Path(f"/run/hydra/{name}/login-token")).read_bytes()
+        _, address, port, _ = pathlib.Path(f"/run/hydra/.front/endpoints/{name}").read_text().split()
+    finally:
+        dump.terminate()
+        dump.wait(timeout=10)
+    captured = capture.read_bytes()
+    packets = sh("tcpdump", "-r", capture, "-nn", f"host {address} and tcp port {port}", check=False).stdout.splitlines()
+    FIGURES.append(f"  captured on the cluster's links during a first visit: {len(captured)} bytes, "
+                   f"{len(packets)} packets to or from the server's port")
+    assert len(packets) > 20, packets   # the visit's traffic was seen
+    assert len(token) == 64 and token not in captured
+    for clear in (b"HTTP/1.", b"Authorization: token", b"_xsrf=", b"password=", f"/user/{name}/".encode()):
+        assert clear not in captured, clear
+    capture.unlink()
 
 
 def test_stop_cancels_the_job(person, slurm_site):

@@ -15,13 +15,13 @@ HYDRA_BUILD_PACKAGES=(libfcgi-dev libldap-dev libssl-dev pkg-config
     libc6-dev libgcc-12-dev libstdc++-12-dev libcurl4 libedit2 libncurses6 libsqlite3-0 libxml2)
 # The demo: its directory, and curl to check that the site answers.
 HYDRA_DEMO_PACKAGES=(slapd ldap-utils curl)
-# The end-to-end tests add a real browser, a KDC (kadmin.local makes its principals) with
-# Kerberos clients, sshd and systemd's tools (systemd-analyze verifies the unit hydra would
-# start; systemd need not be running).
+# The end-to-end tests add a real browser, tcpdump (what crosses the Slurm nodes' links), a KDC
+# (kadmin.local makes its principals) with Kerberos clients, sshd and systemd's tools
+# (systemd-analyze verifies the unit hydra would start; systemd need not be running).
 # The Slurm test cluster (scripts/slurm-cluster; apt_install starts none of its daemons).
 HYDRA_SLURM_PACKAGES=(munge slurmctld slurmd slurm-client)
 HYDRA_TEST_PACKAGES=(slapd ldap-utils curl psmisc procps iproute2 util-linux wrk netbase
-    chromium chromium-driver fonts-dejavu-core krb5-kdc krb5-admin-server krb5-user libapache2-mod-auth-gssapi
+    tcpdump chromium chromium-driver fonts-dejavu-core krb5-kdc krb5-admin-server krb5-user libapache2-mod-auth-gssapi
     openssh-server systemd "${HYDRA_SLURM_PACKAGES[@]}")
 # The VM tier (Tests/VM): qemu in software mode, an image made with debootstrap (and units
 # enabled in it with systemctl --root), ssh into it.
@@ -100,7 +100,11 @@ restart_detached_gate() {
     install -d -o root -g root -m 0755 /run/hydra
     install -d -o www-data -g www-data -m 0750 /run/hydra/.gate
     rm -f /run/hydra/.gate/gate.sock
-    install -d -o root -g root -m 0755 /var/log/hydra
+    # The gate's log names people and what they asked for: root and adm only, as Apache's logs.
+    install -d -o root -g adm -m 0750 /var/log/hydra
+    [ -e /var/log/hydra/gate.log ] || install -o root -g adm -m 0640 /dev/null /var/log/hydra/gate.log
+    chown root:adm /var/log/hydra/gate.log
+    chmod 0640 /var/log/hydra/gate.log
     setsid setpriv --reuid=www-data --regid=www-data --init-groups --reset-env "$HYDRA_PREFIX/hydra-gate" \
         </dev/null >>/var/log/hydra/gate.log 2>&1 &
     echo $! >"$HYDRA_GATE_PIDFILE"

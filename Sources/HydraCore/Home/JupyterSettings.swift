@@ -89,6 +89,18 @@ package struct JupyterSettings: Sendable {
                                 continue
                     raise SystemExit(f"hydra: no free port in {first}-{last} on {socket.gethostname()}")
 
+                # TLS with the key and certificate ipynb-launch made for this start (it pins them):
+                # moved out of the shared home into this job's own folder of the node's /tmp, so
+                # the key stays on the node, read by this server only.
+                import shutil
+
+                for variable, setting in (("HYDRA_TLS_KEY", "keyfile"), ("HYDRA_TLS_CERT", "certfile")):
+                    source = os.environ.pop(variable)
+                    target = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], os.path.basename(source))
+                    shutil.copyfile(source, target)
+                    os.chmod(target, 0o600)
+                    os.unlink(source)
+                    setattr(c.ServerApp, setting, target)
                 c.ServerApp.ip = "0.0.0.0"
                 c.ServerApp.port = free_port()
                 c.ServerApp.port_retries = 0

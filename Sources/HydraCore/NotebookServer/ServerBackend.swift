@@ -44,6 +44,8 @@ package struct ServerPlace: Sendable, Equatable {
     package var node: String?
     package var address: String?
     package var port: Int?
+    /// The pin of the job's TLS certificate (SHA-256 of its DER, hex).
+    package var pin: String?
     /// How servers run, in words ("systemd user units with ...", "Slurm jobs in partition ...").
     package var summary: String
 }

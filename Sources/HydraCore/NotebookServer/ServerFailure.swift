@@ -22,7 +22,8 @@ package enum ServerFailure: HydraError, Equatable {
         // addldapuser has not made this account ready (or someone changed its runtime dir).
         case .runsAsRoot, .unknownUID, .notInGroup, .runtimeDirectoryNotReady: .refused
         case .systemdRunFailed, .noMainProcess, .exitedDuringStartup, .jobLost: .systemError
-        case .lockTaken, .tooManyProcesses, .userManagerNotRunning, .startTimedOut: .temporaryFailure
+        case .lockTaken: .busy
+        case .tooManyProcesses, .userManagerNotRunning, .startTimedOut: .temporaryFailure
         case .homeFull: .homeFull
         }
     }
@@ -38,7 +39,7 @@ package enum ServerFailure: HydraError, Equatable {
         case .runtimeDirectoryNotReady(let path, let name, let webGroup):
             "\(path) is missing or not owned by \(name) with group \(webGroup) and mode 2750; run addldapuser \(name) as root"
         case .lockTaken(let path, let seconds, let name):
-            "\(path) stayed taken for \(seconds) s (another start or sync of \(name) is running)"
+            "\(path) stayed taken for \(seconds) s: another start, stop or sync of \(name) holds it (perhaps \(name)'s own ipynb-launch); nothing was done"
         case .tooManyProcesses(let name, let tasksMax):
             "\(name) has as many processes as limits.tasks_max allows (\(tasksMax)); the server cannot start until some end"
         case .homeFull(let name, let home, let available):

@@ -33,6 +33,9 @@ package struct LaunchReport: Sendable, Encodable {
     package let node: String?
     package let address: String?
     package let port: Int?
+    /// Slurm: the pin of the certificate the job's server shows (made by this start): the only
+    /// certificate hydra-gate accepts for it.
+    package let pin: String?
     /// Waiting: the queued job as squeue shows it (state, reason, expected start).
     package let queued: SlurmClient.Job?
     package let seconds: Double
@@ -45,7 +48,7 @@ package struct LaunchReport: Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case user, socket, token, outcome, pid, supervisor, job, node, address, port, queued, seconds, sync
+        case user, socket, token, outcome, pid, supervisor, job, node, address, port, pin, queued, seconds, sync
         case baseURL = "base_url"
     }
 }
@@ -113,10 +116,18 @@ package struct ServerManager: Sendable {
         return try DirectoryHandle.open(runtimeDir)
     }
 
-    package func start() throws -> LaunchReport {
+    /// How long the front's `start` waits for the person's lock (sudoers.d/hydra names it): not
+    /// at all. The front runs one request per person at a time, so whoever holds the lock is
+    /// not the front's visit (the person's own ipynb-launch, an admin's Stop, a start the front
+    /// stopped waiting for), and a lock a person holds must not keep one of the front's start slots.
+    package static let frontLockPatienceSeconds = 0
+
+    /// Starts or reuses the server. `lockTimeoutSeconds`: the longest wait for another start,
+    /// stop or sync of this person's server (by default as long as a start may take).
+    package func start(lockTimeoutSeconds: Int? = nil) throws -> LaunchReport {
         let started = monotonicSeconds()
         let runtime = try openRuntimeDir()
-        let lock = try waitForLock(runtime)
+        let lock = try waitForLock(runtime, patience: lockTimeoutSeconds.map(Double.init))
         defer { withExtendedLifetime(lock) {} }
 
         try home.prepare()
@@ -177,10 +188,10 @@ package struct ServerManager: Sendable {
 
     // MARK: the steps
 
-    /// The user's lock, waited for as long as a start may take (another start, a sync); after
-    /// that, a temporary failure rather than a visit that hangs.
-    func waitForLock(_ runtime: DirectoryHandle) throws -> FileLock {
-        let patience = Double(config.server.startTimeoutSeconds + config.sync.fetchTimeoutSeconds * max(1, config.courses.count))
+    /// The user's lock, waited for `patience` seconds, by default as long as a start may take
+    /// (another start, a sync); after that, `busy` rather than a visit that hangs.
+    func waitForLock(_ runtime: DirectoryHandle, patience: Double? = nil) throws -> FileLock {
+        let patience = patience ?? Double(config.server.startTimeoutSeconds + config.sync.fetchTimeoutSeconds * max(1, config.courses.count))
         do {
             return try FileLock(RuntimeDirectory.Entry.lock, in: runtime, timeoutSeconds: patience)
         } catch {
@@ -212,7 +223,7 @@ package struct ServerManager: Sendable {
         let place = backend.place(of: record)
         return LaunchReport(user: identity.name.value, baseURL: baseURL, token: record.token, outcome: outcome,
                             socket: place.socket, pid: place.pid, supervisor: place.supervisor, job: place.job, node: place.node,
-                            address: place.address, port: place.port, queued: queued,
+                            address: place.address, port: place.port, pin: place.pin, queued: queued,
                             seconds: (monotonicSeconds() - started).rounded(toPlaces: 3), sync: sync)
     }
 }

@@ -13,4 +13,6 @@ struct ServerRecord: Codable, Equatable {
     var node: String? = nil
     var address: String? = nil
     var port: Int? = nil
+    /// Slurm: the pin of the certificate made for this start (the job's server shows it over TLS).
+    var pin: String? = nil
 }

@@ -39,11 +39,12 @@ package enum ServerSocket {
     }
 
     /// The same GET to a server on a compute node (the Slurm backend), at the node's address
-    /// as Slurm gives it.
-    package static func get(address: String, port: Int, path: String, host: String, token: String, timeoutSeconds: Double) -> Answer? {
+    /// as Slurm gives it, over TLS to the certificate `pin` names and to no other.
+    package static func get(address: String, port: Int, pin: String, path: String, host: String, token: String,
+                           timeoutSeconds: Double) -> Answer? {
         guard let connection = StreamExchange.connectTCP(address: address, port: port, timeoutSeconds: timeoutSeconds) else { return nil }
-        return StreamExchange.exchange(over: connection, request: request(path: path, host: host, token: token),
-                                       timeoutSeconds: timeoutSeconds).flatMap(answer)
+        return PinnedTLS.exchange(over: connection, pin: pin, request: request(path: path, host: host, token: token),
+                                  timeoutSeconds: timeoutSeconds).flatMap(answer)
     }
 
     static func request(path: String, host: String, token: String) -> [UInt8] {

@@ -37,6 +37,10 @@ package struct SlurmBackend: ServerBackend {
         static let token = "token"
         /// "JOB HOSTNAME PORT", written by the server once it listens.
         static let endpoint = "endpoint"
+        /// The key and certificate made for this start: the server moves them to its node's
+        /// job-private folder as it starts (the key never stays in the home), and serves TLS.
+        static let key = "tls.key"
+        static let certificate = "tls.crt"
         /// The server's own capped log, and the job's output (Slurm's, and anything before Jupyter's log starts).
         static let log = "server.log"
         static let output = "job.out"
@@ -58,7 +62,7 @@ package struct SlurmBackend: ServerBackend {
         """
 
     func place(of record: ServerRecord?) -> ServerPlace {
-        ServerPlace(job: record?.job, node: record?.node, address: record?.address, port: record?.port, summary: summary)
+        ServerPlace(job: record?.job, node: record?.node, address: record?.address, port: record?.port, pin: record?.pin, summary: summary)
     }
 
     var summary: String { settings.summary }
@@ -78,6 +82,7 @@ package struct SlurmBackend: ServerBackend {
             "PATH": "\(config.server.pythonEnv)/bin:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
             "HYDRA_USER": account.name, "HYDRA_PORT_RANGE": "\(settings.portRange.lowerBound) \(settings.portRange.upperBound)",
             "HYDRA_TOKEN_FILE": "\(jobDir)/\(Entry.token)", "HYDRA_ENDPOINT_FILE": "\(jobDir)/\(Entry.endpoint)", "HYDRA_LOG": logPath,
+            "HYDRA_TLS_KEY": "\(jobDir)/\(Entry.key)", "HYDRA_TLS_CERT": "\(jobDir)/\(Entry.certificate)",
         ]
     }
 
@@ -90,10 +95,15 @@ package struct SlurmBackend: ServerBackend {
         try jobDir.removeEntry(Entry.endpoint)
         ServerLog.rotate(logPath, maxBytes: config.server.logMaxBytes)
         try jobDir.writeAtomically(Entry.token, Array(token.utf8), staging: jobDir, mode: 0o600)
+        // Requests and the token cross the cluster's network: TLS, with a certificate made here
+        // for this start only and pinned by ipynb-launch's probe and by hydra-gate.
+        let certificate = try PinnedCertificate.make(commonName: jobName)
+        try jobDir.writeAtomically(Entry.key, certificate.keyPEM, staging: jobDir, mode: 0o600)
+        try jobDir.writeAtomically(Entry.certificate, certificate.certificatePEM, staging: jobDir, mode: 0o600)
         try jobDir.writeAtomically(Entry.script, Array(Self.jobScript.utf8), staging: jobDir, mode: 0o700)
         let job = try client.submit(jobName: jobName, outputPath: "\(self.jobDir)/\(Entry.output)", workingDirectory: identity.account.home,
                                     script: "\(self.jobDir)/\(Entry.script)", arguments: command, environment: environment)
-        return ServerRecord(pid: 0, token: token, started: Date().timeIntervalSince1970, job: job)
+        return ServerRecord(pid: 0, token: token, started: Date().timeIntervalSince1970, job: job, pin: certificate.pin)
     }
 
     /// How long a visit waits for a queued job before it reports that the job waits: a new job
@@ -166,9 +176,12 @@ package struct SlurmBackend: ServerBackend {
         return job.phase == .running
     }
 
+    /// The token goes only to the server that shows this start's certificate (over TLS): a
+    /// record without a pin (one of an older hydra's jobs) is never trusted.
     func probe(_ record: ServerRecord, path: String) -> ServerSocket.Answer? {
-        guard let address = record.address, let port = record.port else { return nil }
-        return ServerSocket.get(address: address, port: port, path: baseURL + path, host: "localhost", token: record.token, timeoutSeconds: 5)
+        guard let address = record.address, let port = record.port, let pin = record.pin else { return nil }
+        return ServerSocket.get(address: address, port: port, pin: pin, path: baseURL + path, host: "localhost", token: record.token,
+                                timeoutSeconds: 5)
     }
 
     /// scancel for the recorded job and every other live job of this person with hydra's job
@@ -181,8 +194,7 @@ package struct SlurmBackend: ServerBackend {
         let deadline = monotonicSeconds() + 15
         while monotonicSeconds() < deadline, try ids.contains(where: { try client.job($0) != nil }) { pauseThread(seconds: 0.2) }
         let jobDir = try openJobDir()
-        try jobDir.removeEntry(Entry.token)
-        try jobDir.removeEntry(Entry.endpoint)
+        for entry in [Entry.token, Entry.endpoint, Entry.key, Entry.certificate] { try jobDir.removeEntry(entry) }
     }
 
     func status(of record: ServerRecord?, in runtime: DirectoryHandle) -> ServerStatus {
