@@ -154,7 +154,7 @@ package struct Front: Sendable {
                             metadata: ["user": "\(name)"])
                 return startingPage(name, reason: "Your notebook server is busy: another start or stop of it is still under way "
                                     + "(perhaps one you began yourself, for example with ipynb-launch). This page tries again every 5 seconds.",
-                                    refreshSeconds: 5, outcome: "busy")
+                                    refreshSeconds: 5, outcome: "server-busy")
             }
             if outcome.exitStatus == .waiting, let queued = startAnswer?.queued {
                 logger.info("visit: job \(queued.id) queued (\(queued.state), \(queued.reason))", metadata: ["user": "\(name)"])

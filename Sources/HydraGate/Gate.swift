@@ -41,7 +41,12 @@ package final class Gate: Sendable {
         self.logger = logger
         self.webGroupID = webGroup.gid
         self.cluster = config.server.backend == .slurm ? config.slurm.map { ClusterView(settings: $0, logger: logger) } : nil
-        self.tls = cluster == nil ? nil : try? PinnedServer.context()
+        do {
+            self.tls = cluster == nil ? nil : try PinnedServer.context()
+        } catch {
+            logger.critical("no TLS for the servers of Slurm jobs (nobody will reach their server): \(error)")
+            self.tls = nil
+        }
     }
 
     /// Serves on `socketPath`, and the control socket beside it, until the process ends.
@@ -233,7 +238,7 @@ final class ApacheSide: ChannelInboundHandler {
         let pinned: PinnedServer?
         if case .node(let address, let port, let pin) = upstream {
             guard let tls = gate.tls else {
-                gate.logger.error("no TLS context for the servers of Slurm jobs: see hydra-gate's start", metadata: ["user": "\(head.person)"])
+                gate.logger.error("no TLS for the servers of Slurm jobs: see hydra-gate's first lines", metadata: ["user": "\(head.person)"])
                 answer(.badGateway, context: context)
                 return
             }
@@ -253,12 +258,14 @@ final class ApacheSide: ChannelInboundHandler {
                     try channel.pipeline.syncOperations.addHandlers([IdleStateHandler(allTimeout: .seconds(Int64(seconds))), watch, serverEnd])
                 }
             }
-        let (connected, isJob) = switch upstream {
-        case .localSocket(let connection): (bootstrap.withConnectedSocket(connection.release()), false)  // NIO's channel owns and closes it now
-        case .node(let address, let port, _):
-            (bootstrap.connect(host: address, port: port).flatMap { server in pinned!.handshake.map { server } }, true)
+        let connected = switch upstream {
+        case .localSocket(let connection): bootstrap.withConnectedSocket(connection.release())  // NIO's channel owns and closes it now
+        case .node(let address, let port, _): bootstrap.connect(host: address, port: port)
         }
-        connected
+        let isJob = pinned != nil
+        // A job's server is ready once the TLS handshake with the pinned certificate is done.
+        let ready = pinned.map { pinned in connected.flatMap { server in pinned.handshake.map { server } } } ?? connected
+        ready
             .assumeIsolated()
             .whenComplete { [self] result in
                 switch result {
