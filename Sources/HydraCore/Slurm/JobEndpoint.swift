@@ -2,10 +2,10 @@ import HydraSystem
 
 /// Where hydra-gate connects for a person whose server is a Slurm job: the job, its node's
 /// address (from Slurm), the port, and the pin of the certificate the server must show (made
-/// by ipynb-launch for this start; the gate speaks TLS to nothing else). The front writes it from ipynb-launch's answer into its
-/// own folder (`<runtime_dir>/.front/endpoints/NAME`, root's, group of the web server), never
-/// the person: they control their runtime directory and their home, so a file there could
-/// point the gate anywhere.
+/// by ipynb-launch for this start; the gate speaks TLS to nothing else). The front writes it
+/// from ipynb-launch's answer into its own folder (`<runtime_dir>/.front/endpoints/NAME`,
+/// root's, group of the web server), never the person: they control their runtime directory
+/// and their home, so a file there could point the gate anywhere.
 package struct JobEndpoint: Sendable, Equatable {
     package var job: String
     package var address: String
