@@ -4,6 +4,7 @@
 //
 // The libraries are layers; each may use only the ones below it (scripts/test checks that no
 // folder of a target depends on another in a cycle, and that only HydraSystem imports Glibc):
+//   HydraVersion  the version, from debian/changelog (the VersionStamp plugin writes it)
 //   HydraSystem   system calls, processes, files, sockets, secrets, the user database, LDAP
 //                 (with the C modules); HydraFastCGI, the FastCGI loop, beside it
 //   HydraCore     configuration, names, LDAP, accounts, courses, homes, the notebook server
@@ -41,13 +42,15 @@ let package = Package(
         // glibc's _GNU_SOURCE calls (pipe2, posix_spawn's extras, O_PATH, SO_PEERCRED).
         .target(name: "CHydraSystem"),
 
+        .plugin(name: "VersionStamp", capability: .buildTool()),
+        .target(name: "HydraVersion", plugins: ["VersionStamp"]),
         .target(name: "HydraSystem", dependencies: ["CHydraSystem", "COpenSSL", "CLDAP"]),
         // The FastCGI loop, apart so that only hydra-cgi links libfcgi.
         .target(name: "HydraFastCGI", dependencies: ["HydraSystem", "CFastCGI"]),
         .target(name: "HydraCore", dependencies: ["HydraSystem", logging, .product(name: "TOMLKit", package: "TOMLKit")]),
-        .target(name: "HydraFront", dependencies: ["HydraCore", "HydraSystem", "HydraFastCGI", logging,
+        .target(name: "HydraFront", dependencies: ["HydraVersion", "HydraCore", "HydraSystem", "HydraFastCGI", logging,
                                                    .product(name: "Mustache", package: "swift-mustache")]),
-        .target(name: "HydraGate", dependencies: ["HydraFront", "HydraCore", "HydraSystem", logging,
+        .target(name: "HydraGate", dependencies: ["HydraVersion", "HydraFront", "HydraCore", "HydraSystem", logging,
                                                   .product(name: "NIOCore", package: "swift-nio"),
                                                   .product(name: "NIOPosix", package: "swift-nio"),
                                                   .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -55,15 +58,15 @@ let package = Package(
                                                   .product(name: "CoreMetrics", package: "swift-metrics"),
                                                   .product(name: "Prometheus", package: "swift-prometheus")]),
 
-        .executableTarget(name: "hydra-cgi", dependencies: ["HydraFront", "HydraCore", "HydraSystem", argumentParser]),
-        .executableTarget(name: "hydra-gate", dependencies: ["HydraGate", "HydraCore", "HydraSystem", argumentParser]),
-        .executableTarget(name: "addldapuser", dependencies: ["HydraCore", "HydraSystem", argumentParser]),
-        .executableTarget(name: "ipynb-launch", dependencies: ["HydraCore", "HydraSystem", argumentParser]),
+        .executableTarget(name: "hydra-cgi", dependencies: ["HydraVersion", "HydraFront", "HydraCore", "HydraSystem", argumentParser]),
+        .executableTarget(name: "hydra-gate", dependencies: ["HydraVersion", "HydraGate", "HydraCore", "HydraSystem", argumentParser]),
+        .executableTarget(name: "addldapuser", dependencies: ["HydraVersion", "HydraCore", "HydraSystem", argumentParser]),
+        .executableTarget(name: "ipynb-launch", dependencies: ["HydraVersion", "HydraCore", "HydraSystem", argumentParser]),
 
         // Fakes of the helpers and the user database, for the front's decisions in Swift tests.
         .target(name: "HydraTesting", dependencies: ["HydraFront", "HydraCore", "HydraSystem"]),
         .testTarget(name: "HydraTests", dependencies: ["HydraFront", "HydraCore", "HydraSystem", "HydraTesting", logging]),
-        .testTarget(name: "HydraGateTests", dependencies: ["HydraGate", "HydraCore", "HydraSystem", logging,
+        .testTarget(name: "HydraGateTests", dependencies: ["HydraGate", "HydraTesting", "HydraCore", "HydraSystem", logging,
                                                           .product(name: "NIOPosix", package: "swift-nio"),
                                                           .product(name: "NIOSSL", package: "swift-nio-ssl")]),
     ],

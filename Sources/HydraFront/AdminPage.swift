@@ -1,5 +1,6 @@
 import HydraCore
 import HydraSystem
+import HydraVersion
 import FoundationEssentials
 
 /// /hydra/admin (every running server, with a Stop button; the course mirrors; the recent
@@ -97,7 +98,7 @@ extension Front {
         return page(200, "admin", title: "hydra: servers", values: [
             "admin": admin.value, "xsrf": xsrf, "servers": servers, "serverCount": servers.count,
             "supervision": runs, "mirrors": mirrors, "incidents": incidents,
-            "stopped": stopped ?? false, "gateDown": activity == nil,
+            "stopped": stopped ?? false, "gateDown": activity == nil, "version": HydraBuild.version,
         ].merging(extra) { first, _ in first })
     }
 

@@ -27,7 +27,7 @@ package struct HelperCalls: HelperRunning {
     }
 
     package static func ownDirectory() -> String {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/local/lib/hydra/hydra-cgi"
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/lib/hydra/hydra-cgi"
         return URL(fileURLWithPath: executable).deletingLastPathComponent().path
     }
 

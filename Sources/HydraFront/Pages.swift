@@ -149,6 +149,7 @@ package struct Pages: Sendable {
             {{^incidents}}<tr><td colspan="4" class="muted">None since the machine started.</td></tr>{{/incidents}}
             </table>
             <p class="muted">Metrics for Prometheus: <a href="/hydra/metrics">/hydra/metrics</a>. The full story of an incident is in Apache's error log, under its id.</p>
+            <p class="muted" id="version">hydra {{version}}</p>
             """,
         "limit-hit": """
             <h1>Your notebook server hit a limit</h1>

@@ -2,6 +2,7 @@ import CoreMetrics
 import FoundationEssentials
 import HydraCore
 import HydraSystem
+import HydraVersion
 import Prometheus
 
 /// The site's metrics, kept by the one long-lived process: what the front reports (`SiteEvent`,
@@ -65,6 +66,8 @@ package final class SiteMetrics: Sendable {
 
     /// The Prometheus text, with the gauges read now.
     package func exposition() -> [UInt8] {
+        // The usual Prometheus idiom: 1, labelled with the version this gate was built as.
+        gauge("hydra_build_info", 1, [("version", HydraBuild.version)])
         gauge("hydra_running_servers", census.socketOwners().count)
         gauge("hydra_starts_in_progress", startsInProgress())
         let usage = admission.siteUsage
@@ -83,8 +86,8 @@ package final class SiteMetrics: Sendable {
         Counter(label: name, dimensions: dimensions, factory: factory).increment()
     }
 
-    private func gauge(_ name: String, _ value: Int) {
-        Meter(label: name, dimensions: [], factory: factory).set(value)
+    private func gauge(_ name: String, _ value: Int, _ dimensions: [(String, String)] = []) {
+        Meter(label: name, dimensions: dimensions, factory: factory).set(value)
     }
 
     /// `text` as a label value if it is a short lower-case word, else "other".

@@ -4,6 +4,7 @@ import ArgumentParser
 import FoundationEssentials
 import HydraCore
 import HydraSystem
+import HydraVersion
 
 struct AddLDAPUser: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,8 @@ struct AddLDAPUser: ParsableCommand {
 
             Exit status:
             \(ExitStatus.helpTable([.done, .alreadyFine, .usage, .invalidName, .ldapUnavailable, .internalError, .systemError, .ldapEntryUnusable, .refused, .configurationError]))
-            """)
+            """,
+        version: HydraBuild.version)
 
     @Flag(name: .long, help: "Say what would be done; change nothing.")
     var dryRun = false

@@ -4,6 +4,7 @@ import ArgumentParser
 import HydraCore
 import HydraFront
 import HydraSystem
+import HydraVersion
 
 struct HydraCGI: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +18,8 @@ struct HydraCGI: ParsableCommand {
 
             Exit status:
             \(ExitStatus.helpTable([.done, .usage, .systemError, .configurationError]))
-            """)
+            """,
+        version: HydraBuild.version)
 
     @Option(name: .long, help: ArgumentHelp("Listen on this Unix socket (for mod_proxy_fcgi).", valueName: "path"))
     var socket: String?

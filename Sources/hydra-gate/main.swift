@@ -4,6 +4,7 @@ import ArgumentParser
 import HydraGate
 import HydraCore
 import HydraSystem
+import HydraVersion
 
 struct HydraGateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,8 @@ struct HydraGateCommand: ParsableCommand {
 
             Exit status:
             \(ExitStatus.helpTable([.done, .usage, .systemError, .configurationError]))
-            """)
+            """,
+        version: HydraBuild.version)
 
     @Option(name: .long, help: ArgumentHelp("Listen on this socket instead (for tests).", valueName: "path"))
     var socket: String?

@@ -4,6 +4,7 @@ import ArgumentParser
 import FoundationEssentials
 import HydraCore
 import HydraSystem
+import HydraVersion
 
 struct IpynbLaunch: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +20,7 @@ struct IpynbLaunch: ParsableCommand {
             Exit status:
             \(ExitStatus.helpTable([.done, .alreadyFine, .waiting, .busy, .usage, .invalidName, .internalError, .systemError, .homeFull, .temporaryFailure, .refused, .configurationError]))
             """,
+        version: HydraBuild.version,
         subcommands: [Start.self, Sync.self, Status.self, Stop.self, Check.self, Unit.self])
 }
 

@@ -3,6 +3,7 @@ import HydraCore
 import HydraFront
 import HydraGate
 import HydraSystem
+import HydraTesting
 import Logging
 import NIOPosix
 import Testing
@@ -63,6 +64,13 @@ final class SiteMetricsTests {
         #expect(found[#"hydra_helper_exits_total{helper="addldapuser",exit_status="0"}"#] == 1)
         #expect(found["hydra_accounts_created_total"] == 1)
         #expect(found["hydra_running_servers"] == 0 && found["hydra_starts_in_progress"] == 0)
+    }
+
+    @Test func theBuildInfoNamesTheChangelogsVersion() throws {
+        let (_, link) = try running()
+        let found = samples(String(decoding: try #require(link.metrics()), as: UTF8.self))
+        #expect(found[#"hydra_build_info{version="\#(try Changelog.topVersion())"}"#] == 1)
+        #expect(found.keys.filter { $0.hasPrefix("hydra_build_info") }.count == 1)
     }
 
     @Test func aLineThatIsNotAnEventChangesNothing() throws {

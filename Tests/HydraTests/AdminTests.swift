@@ -71,6 +71,7 @@ final class AdminTests {
         let front = try front()
         let carol = ask(front, "/hydra/admin", as: "carol")
         #expect(carol.status == 200 && carol.page.contains("Running servers: 0") && carol.page.contains("https://example.org/course.git"))
+        #expect(carol.page.contains("<p class=\"muted\" id=\"version\">hydra \(try Changelog.topVersion())</p>"))
         #expect(ask(front, "/hydra/admin", as: "dora").status == 200)          // member of [admin] group
         let alice = ask(front, "/hydra/admin", as: "alice")
         #expect(alice.status == 403 && alice.page.contains("not one of this site's hydra administrators"))

@@ -17,7 +17,7 @@ if os.environ.get("HYDRA_SANDBOX") != "1":
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ["HYDRA_BIN"])
-PREFIX = pathlib.Path("/usr/local/lib/hydra")
+PREFIX = pathlib.Path("/usr/lib/hydra")
 # Screenshots and figures go here; scripts/test exports it from the sandbox and prints figures/*.txt.
 ARTIFACTS = pathlib.Path(os.environ.get("HYDRA_ARTIFACTS", REPO / "artifacts"))
 LDAP_DIR = pathlib.Path("/var/lib/hydra-test/ldap")
@@ -190,7 +190,7 @@ def start_site():
 
 def restart_gate():
     """hydra-gate reads hydra.toml when it starts: after install_config, for [gate] changes."""
-    bash_lib("restart_detached_gate")
+    sh(PREFIX / "gate-detached", "restart")
 
 
 def stop_site():

@@ -296,8 +296,8 @@ def hostile_site(site):
     for name in HOSTILE_REMOTE_USERS:
         sh("htpasswd", "-b", "-m", *(["-c"] if not htpasswd.exists() else []), htpasswd, name, "pw")
     conf = pathlib.Path("/etc/apache2/sites-enabled/zz-hydra-test-hostile.conf")
-    front_only = """    AliasMatch "^/" "/usr/local/lib/hydra/hydra-cgi"
-    <Directory "/usr/local/lib/hydra">
+    front_only = """    AliasMatch "^/" "/usr/lib/hydra/hydra-cgi"
+    <Directory "/usr/lib/hydra">
         <Files "hydra-cgi">
             SetHandler fcgid-script
             Options +ExecCGI

@@ -319,8 +319,14 @@ def test_no_token_and_no_http_cross_the_cluster_network_in_clear(person, slurm_s
     as_user(name, LAUNCH, "stop")
     capture = pathlib.Path("/tmp/hydra-test-cluster.pcap")
     capture.unlink(missing_ok=True)
-    dump = subprocess.Popen(["tcpdump", "-i", "any", "-U", "-Z", "root", "-s", "0", "-w", str(capture), "net", "169.254.0.0/16"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # --immediate-mode and a large buffer: every packet reaches the file as it passes, none is
+    # held in the kernel's ring when tcpdump is stopped or dropped while the machine is busy.
+    dump = subprocess.Popen(["tcpdump", "-i", "any", "--immediate-mode", "-B", "32768", "-U", "-Z", "root", "-s", "0",
+                             "-w", str(capture), "net", "169.254.0.0/16"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def server_packets():
+        return sh("tcpdump", "-r", capture, "-nn", f"host {address} and tcp port {port}", check=False).stdout.splitlines()
     try:
         wait_for(lambda: capture.exists() and capture.stat().st_size >= 24, timeout=10)
         time.sleep(0.5)
@@ -329,14 +335,17 @@ def test_no_token_and_no_http_cross_the_cluster_network_in_clear(person, slurm_s
         kernel_through_apache(browser, name, "1+1", "2")
         token = (pathlib.Path(f"/run/hydra/{name}/login-token")).read_bytes()
         _, address, port, _ = pathlib.Path(f"/run/hydra/.front/endpoints/{name}").read_text().split()
+        deadline = time.monotonic() + 10   # until the file holds the visit (the assert below says if not)
+        while len(server_packets()) <= 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         dump.terminate()
-        dump.wait(timeout=10)
+        _, said = dump.communicate(timeout=10)
     captured = capture.read_bytes()
-    packets = sh("tcpdump", "-r", capture, "-nn", f"host {address} and tcp port {port}", check=False).stdout.splitlines()
+    packets = server_packets()
     FIGURES.append(f"  captured on the cluster's links during a first visit: {len(captured)} bytes, "
                    f"{len(packets)} packets to or from the server's port")
-    assert len(packets) > 20, packets   # the visit's traffic was seen
+    assert len(packets) > 20, (len(captured), said)   # the visit's traffic was seen
     assert len(token) == 64 and token not in captured
     for clear in (b"HTTP/1.", b"Authorization: token", b"_xsrf=", b"password=", f"/user/{name}/".encode()):
         assert clear not in captured, clear

@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 
 HYDRA_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-HYDRA_PREFIX=/usr/local/lib/hydra          # the programs (sudoers names these paths)
+HYDRA_PREFIX=/usr/lib/hydra          # the programs (sudoers names these paths)
 HYDRA_JUPYTER_ENV=/opt/hydra/jupyter       # the users' Python environment (server.python_env)
 HYDRA_TEST_ENV=/opt/hydra/test-env         # pytest and friends, for the integration tests
 HYDRA_SWIFT=${HYDRA_SWIFT:-$(command -v swift || echo /opt/swift/usr/bin/swift)}
@@ -26,6 +26,9 @@ HYDRA_TEST_PACKAGES=(slapd ldap-utils curl psmisc procps iproute2 util-linux wrk
 # The VM tier (Tests/VM): qemu in software mode, an image made with debootstrap (and units
 # enabled in it with systemctl --root), ssh into it.
 HYDRA_VM_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs systemd openssh-client)
+
+# The Debian package (scripts/package) and its checks.
+HYDRA_PACKAGE_PACKAGES=(debhelper dpkg-dev lintian)
 
 # Jupyter versions, pinned so tests and benchmarks are comparable from run to run.
 HYDRA_JUPYTER_REQUIREMENTS=("jupyter-server==2.21.*" "jupyterlab==4.6.*" "ipykernel==7.*")
@@ -85,31 +88,6 @@ ensure_jupyter_env() {
 {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}
 JSON
     chmod -R a+rX "$HYDRA_JUPYTER_ENV"
-}
-
-# hydra-gate where systemd is not PID 1 (install-site; the tests' sandbox): stops the one this
-# script started before (by the PID it recorded), then starts it as the web server's account.
-HYDRA_GATE_PIDFILE=/run/hydra/gate.pid
-restart_detached_gate() {
-    local pid
-    pid=$(cat "$HYDRA_GATE_PIDFILE" 2>/dev/null || true)
-    if [ -n "$pid" ] && grep -qa hydra-gate "/proc/$pid/cmdline" 2>/dev/null; then
-        kill "$pid"
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    fi
-    install -d -o root -g root -m 0755 /run/hydra
-    install -d -o www-data -g www-data -m 0750 /run/hydra/.gate
-    rm -f /run/hydra/.gate/gate.sock
-    # The gate's log names people and what they asked for: root and adm only, as Apache's logs.
-    install -d -o root -g adm -m 0750 /var/log/hydra
-    [ -e /var/log/hydra/gate.log ] || install -o root -g adm -m 0640 /dev/null /var/log/hydra/gate.log
-    chown root:adm /var/log/hydra/gate.log
-    chmod 0640 /var/log/hydra/gate.log
-    setsid setpriv --reuid=www-data --regid=www-data --init-groups --reset-env "$HYDRA_PREFIX/hydra-gate" \
-        </dev/null >>/var/log/hydra/gate.log 2>&1 &
-    echo $! >"$HYDRA_GATE_PIDFILE"
-    for _ in $(seq 1 100); do [ -S /run/hydra/.gate/gate.sock ] && return 0; sleep 0.05; done
-    die "hydra-gate did not start (see /var/log/hydra/gate.log)"
 }
 
 # Release build of hydra's programs; prints the folder holding them.
