@@ -105,6 +105,9 @@ package struct Front: Sendable {
                 noteProvisioning(outcome, answer)
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
                 if let answer {
+                    for warning in answer.warnings ?? [] {
+                        logger.warning("addldapuser: \(LogSafe.quote(warning, limit: 600))", metadata: ["user": "\(name)"])
+                    }
                     // Repairs mean someone changed what addldapuser set up; the rest is routine
                     // (a new account, a runtime directory gone with a reboot).
                     if !answer.repairs.isEmpty {

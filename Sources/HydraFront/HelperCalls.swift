@@ -90,6 +90,8 @@ package struct HelperCalls: HelperRunning {
     package struct ProvisionAnswer: Decodable, Sendable {
         package let actions: [String]
         package let repairs: [String]
+        /// Absent from an addldapuser older than the front (an upgrade in progress).
+        package let warnings: [String]?
     }
 
     package func addLDAPUser(_ name: UserName) throws -> Outcome {

@@ -103,7 +103,11 @@ package final class Gate: Sendable {
     /// or why there is none.
     func connect(_ person: UserName) -> Result<Upstream, ServerSocket.Refusal> {
         guard let account = UserDatabase.user(named: person.value) else { return .failure(.absent) }
-        let runtime = RuntimeDirectory(config: config)
+        // The folder's owner, group and mode are what make its socket the person's. Whether it is
+        // a tmpfs of its own is the front's and addldapuser's to enforce (they read hydra.toml
+        // at every start): the gate, which reads it once, never refuses a visit over it, so a
+        // changed server.runtime_dir_size needs no restart of the gate.
+        let runtime = RuntimeDirectory(base: config.server.runtimeDir)
         guard runtime.isReady(for: person, uid: account.uid, webGID: webGroupID) else { return .failure(.absent) }
         if let cluster {
             guard let (endpoint, written) = JobEndpoint.read(for: person, config: config),

@@ -99,3 +99,20 @@ struct SupervisionTests {
         #expect(unit.unitFile.contains("\nCPUQuota=100%\n"))
     }
 }
+
+@Suite("ipynb-launch check: the Jupyter in server.python_env")
+struct JupyterEnvironmentCheckTests {
+    @Test("versions come from pip's dist-info folders; other packages and stray names are ignored")
+    func versionsFromDistInfo() throws {
+        let environment = FileManager.default.temporaryDirectory.appendingPathComponent("hydra-env-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: environment) }
+        let packages = "\(environment)/lib/python3.11/site-packages"
+        for entry in ["jupyter_server-2.21.1.dist-info", "jupyterlab-4.6.6.dist-info", "jupyterlab_server-2.27.3.dist-info",
+                      "ipykernel", "notebook-7.0.0.dist-info"] {
+            try FileManager.default.createDirectory(atPath: "\(packages)/\(entry)", withIntermediateDirectories: true)
+        }
+        let found = LaunchCheck.installedVersions(in: environment)
+        #expect(found == ["jupyter_server": "2.21.1", "jupyterlab": "4.6.6"])   // no ipykernel: only a folder, not installed by pip
+        #expect(LaunchCheck.installedVersions(in: "\(environment)/nowhere").isEmpty)
+    }
+}

@@ -50,6 +50,7 @@ PEOPLE.update({
     "fran": (20121, "Frances Allen"), "tim": (20122, "Tim Berners-Lee"),               # test_faults
     "margaret": (20123, "Margaret Hamilton"), "john": (20124, "John Backus"),
     "niklaus": (20125, "Niklaus Wirth"), "leslie": (20126, "Leslie Lamport"),
+    "konrad": (20127, "Konrad Zuse"), "annie": (20128, "Annie Easley"),
     "alan": (20131, "Alan Kay"),                                                        # test_front (warm visits)
     "joan": (20141, "Joan Clarke"), "sophie": (20142, "Sophie Wilson"),                # test_limits
 })

@@ -26,7 +26,7 @@ import time
 import pytest
 
 from conftest import PREFIX, Upstream, as_user, install_config, notebook, runtime_dir_gone, sh, wait_for
-from load_support import (ErrorLog, ancestors, api, assert_clear_page, assert_in_lab, browser_for, home,
+from load_support import (LAUNCH, ErrorLog, ancestors, api, assert_clear_page, assert_in_lab, browser_for, home,
                           kernel_one_plus_one, list_folder, logout, processes, save_notebook, server_pids,
                           server_status, stop_server, visit, write_as, write_figures)
 
@@ -450,6 +450,100 @@ def test_server_killed_with_sigkill_between_visits_next_visit_starts_a_fresh_one
     status, names = list_folder(browser, user)
     problems.check(status == 200 and "killed.ipynb" in names, f"the lab does not list the notebook: {status} {names}")
     record("user's server killed -9 between visits", f"open tab: {seen(tab)}", said, seen(after))
+    problems.assert_none()
+
+
+# --- hydra-gate killed (outside systemd: gate-detached's supervisor; the VM tier has the unit) ----
+
+def test_hydra_gate_killed_is_started_again_and_the_lab_answers_within_10_s(site):
+    """Outside systemd nothing started hydra-gate again after it died: every /user/NAME/ request
+    got Apache's 503 until an admin noticed. gate-detached's supervisor now does what the unit's
+    Restart=always does."""
+    user = "niklaus"
+    browser = browser_for(user)
+    assert visit(browser).in_lab(user)
+    gate_pidfile = pathlib.Path("/run/hydra/gate.pid")
+    old = int(gate_pidfile.read_text())
+    os.kill(old, signal.SIGKILL)
+    killed = time.monotonic()
+    answers = []
+
+    def lab_answers():
+        status, _ = api(browser, user, "GET", "status")
+        answers.append(status)
+        return status == 200
+    wait_for(lab_answers, timeout=10, interval=0.2)
+    back_after = time.monotonic() - killed
+    new = int(gate_pidfile.read_text())
+    assert new != old and pathlib.Path(f"/proc/{new}").exists()
+    said = next((line for line in pathlib.Path("/var/log/hydra/gate.log").read_text().splitlines()
+                 if "gate-detached: hydra-gate ended" in line), "")
+    assert "exit status 137" in said, said
+    record("hydra-gate killed -9 (no systemd)", f"API calls meanwhile: {sorted(set(answers))}", said,
+           f"200 after {back_after:.1f} s")
+
+
+# --- a machine that cannot mount the per-person tmpfs ---------------------------------------------
+
+def apache_restarted(*prefix):
+    """Apache stopped, then started again under `prefix` (a command that runs the next one)."""
+    sh("apache2ctl", "stop")
+    wait_for(lambda: not pathlib.Path("/run/apache2/apache2.pid").exists()
+             and sh("ss", "-Htln", "sport = :80").stdout.strip() == "", timeout=30, interval=0.1)
+    sh(*prefix, "apache2ctl", "start")
+    wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health",
+                        check=False).stdout == "200", timeout=30, interval=0.1)
+
+
+@pytest.fixture()
+def no_mount_rights():
+    """Apache, and so the front and addldapuser (through sudo), without CAP_SYS_ADMIN in its
+    bounding set: root's mount(2) is refused, as in a container that may not mount (or whose
+    PID 1's namespace root may not enter). Afterwards Apache runs as before, and the fallback's
+    note (which lives until a reboot) and the plain folders made meanwhile are gone."""
+    people = []
+    apache_restarted("setpriv", "--bounding-set", "-sys_admin")
+    yield people
+    apache_restarted()
+    for user in people:
+        stop_server(user)
+        runtime_dir_gone(user)
+    pathlib.Path("/run/hydra/.no-tmpfs").unlink(missing_ok=True)
+
+
+def test_no_tmpfs_on_this_machine_the_first_visit_reaches_the_lab_in_a_plain_folder_and_the_log_says_why_once(site, no_mount_rights):
+    """Threat: a host (a container) where the per-person tmpfs cannot be mounted answered every
+    first visit with 500. Now the visit goes on with a plain folder, and the admin is told why,
+    once; the front, the gate and ipynb-launch agree that a plain folder is what to expect."""
+    log = ErrorLog()
+    problems = Problems()
+    for user in ("konrad", "annie"):
+        no_mount_rights.append(user)
+        stop_server(user)
+        runtime_dir_gone(user)
+        browser = browser_for(user)
+        result = visit(browser)
+        problems.check(result.in_lab(user), f"{user}'s visit did not reach the lab: {result.trail()}")
+        folder = pathlib.Path(f"/run/hydra/{user}")
+        problems.check(folder.is_dir() and not folder.is_mount(), f"{folder} is not a plain folder")
+        status, _ = api(browser, user, "GET", "status")
+        problems.check(status == 200, f"{user}'s API call through the gate got {status}")
+    said = ""
+    try:
+        said = log.wait_for(r"addldapuser: .*no tmpfs for the runtime folders", timeout=10)
+    except AssertionError as error:
+        problems.check(False, str(error))
+    problems.check("Operation not permitted" in said, f"the log does not say why: {said}")
+    problems.check(len(log.lines(r"no tmpfs for the runtime folders")) == 1, "the warning was not said exactly once")
+    note = pathlib.Path("/run/hydra/.no-tmpfs")
+    problems.check(note.stat().st_uid == 0 and "Operation not permitted" in note.read_text(), "no root-owned note with the reason")
+    check = as_user("annie", LAUNCH, "check")
+    problems.check(check.returncode == 0 and "plain directory, not a tmpfs" in check.stdout + check.stderr
+                   and "Jupyter in /opt/hydra/jupyter: jupyter_server 2." in check.stdout + check.stderr,
+                   f"ipynb-launch check does not say it: {check.stdout}{check.stderr}")
+    again = visit(browser)
+    problems.check(again.in_lab("annie"), f"annie's next visit did not reach the lab: {again.trail()}")
+    record("no tmpfs possible (no CAP_SYS_ADMIN)", seen(result), said, seen(again))
     problems.assert_none()
 
 

@@ -7,6 +7,9 @@ Tests/VM/run runs this inside the VM, as root, after scripts/install-demo (with 
                                        sets a short idle timeout for the next boot
     systemd_checks.py after-reboot     the site came back by itself, a fresh server, no failed
                                        unit, idle shutdown
+    systemd_checks.py package          hydra-gate killed comes back; the site's own https vhost;
+                                       an upgrade to HYDRA_UPGRADE_DEB while alice's server runs;
+                                       apt remove beside another site; apt purge
 
 Each check prints one line, PASS or FAIL with its name (and why it failed); INFO lines tell
 what a person can see. Exit status 1 when a check failed.
@@ -439,6 +442,122 @@ def check_visit_after_idle_shutdown():
     return f"{result.seconds:.1f} s to the lab; server pid {server_pid()}"
 
 
+# --- the package's life under systemd (issue 23) ------------------------------------------------
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SITE_FILES = ["/etc/hydra", "/etc/apache2/sites-available", "/etc/apache2/sites-enabled", "/etc/sudoers.d"]
+
+
+def https_visit():
+    """demo_visit.sh over https: the sign-in, the auto-login and the lab, as a browser does."""
+    result = sh(REPO / "Tests/Integration/demo_visit.sh", "https://localhost", check=False, timeout=600)
+    assert result.returncode == 0, f"alice's visit over https: {result.stdout}{result.stderr}"
+
+
+def site_files():
+    """Every file under the site's folders, with its bytes' hash (links: their target)."""
+    found = {}
+    for top in SITE_FILES:
+        for path in sorted(pathlib.Path(top).rglob("*")):
+            if path.is_symlink():
+                found[str(path)] = "-> " + os.readlink(path)
+            elif path.is_file():
+                found[str(path)] = sh("sha256sum", path).stdout.split()[0]
+    return found
+
+
+def system_unit(name, unit="hydra-gate.service"):
+    return sh("systemctl", "show", unit, f"--property={name}", "--value").stdout.strip()
+
+
+def gate_pid():
+    return int(system_unit("MainPID"))
+
+
+def status_of(url):
+    return sh("curl", "-ks", "-o", "/dev/null", "-w", "%{http_code}", url, check=False).stdout
+
+
+def check_killed_gate_comes_back():
+    before = gate_pid()
+    state["browser"] = browser_for(USER, PASSWORD)
+    visit_lab()
+    sh("systemctl", "kill", "--signal=KILL", "hydra-gate")
+    killed = time.monotonic()
+    wait_for(lambda: api(state["browser"], USER, "GET", "status")[0] == 200, timeout=10, interval=0.2)
+    assert gate_pid() not in (0, before)
+    return f"alice's API answered again {time.monotonic() - killed:.1f} s after the kill"
+
+
+def check_site_vhost_over_https():
+    example = pathlib.Path("/usr/share/doc/hydra-notebooks/examples/hydra-ssl.conf").read_text()
+    pathlib.Path("/etc/apache2/sites-available/hydra.conf").write_text(example.replace("notebooks.example.org", "localhost"))
+    sh("a2enmod", "-q", "ssl")
+    set_config("site", "public_url", '"https://localhost"')
+    sh("systemctl", "restart", "apache2")
+    as_user(USER, LAUNCH, "stop")   # her next server learns the new public_url
+    https_visit()
+    assert status_of("http://localhost/") == "301", "port 80 does not send browsers to https"
+    state["server"] = server_pid()
+    return f"server pid {state['server']}"
+
+
+def check_upgrade_keeps_server_and_site_files():
+    upgrade = os.environ["HYDRA_UPGRADE_DEB"]
+    version = sh("dpkg-deb", "-f", upgrade, "Version").stdout.strip()
+    with CONFIG.open("a") as config:
+        config.write("# added by the admin: kept across upgrades\n")
+    files, gate_before = site_files(), gate_pid()
+    result = sh("apt-get", "install", "-y", "-q", "--no-install-recommends", upgrade, check=False, timeout=600,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for program in ("hydra-cgi", "hydra-gate", "addldapuser", "ipynb-launch"):
+        said = sh(f"/usr/lib/hydra/{program}", "--version").stdout.strip()
+        assert said == version, f"{program} says {said}, the package is {version}"
+    assert server_pid() == state["server"] and alive(state["server"]), "her server did not keep its PID"
+    changed = {path for path in files.keys() | site_files().keys() if files.get(path) != site_files().get(path)}
+    assert not changed, f"changed by the upgrade: {sorted(changed)}"
+    assert gate_pid() != gate_before, "hydra-gate was not restarted"
+    sh("systemctl", "reload", "apache2")   # the front's processes: the new version's
+    https_visit()
+    metrics = sh("curl", "-ks", "https://localhost/hydra/metrics").stdout
+    assert f'hydra_build_info{{version="{version}"}} 1' in metrics, metrics[:500]
+    return f"{version}; server pid {state['server']} kept; {len(files)} site files byte-identical"
+
+
+def check_remove_leaves_other_sites_and_accounts():
+    pathlib.Path("/var/www/other").mkdir(parents=True, exist_ok=True)
+    pathlib.Path("/var/www/other/index.html").write_text("the other site\n")
+    pathlib.Path("/etc/apache2/sites-available/other.conf").write_text(
+        "Listen 8081\n<VirtualHost *:8081>\n    DocumentRoot /var/www/other\n</VirtualHost>\n")
+    sh("a2ensite", "-q", "other")
+    sh("systemctl", "reload", "apache2")
+    result = sh("apt-get", "remove", "-y", "-q", "hydra-notebooks", check=False, timeout=600,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    sh("systemctl", "reload", "apache2")
+    assert sh("curl", "-s", "http://localhost:8081/").stdout == "the other site\n"
+    assert status_of("http://localhost/user/alice/lab") == "404", status_of("http://localhost/user/alice/lab")
+    assert system_unit("ActiveState") != "active", system_unit("ActiveState")
+    assert alive(state["server"]), "removing hydra ended her server (it is hers to keep)"
+    assert sh("getent", "passwd", USER).returncode == 0 and pathlib.Path(f"/home/{USER}/tutorials").is_dir()
+    return "the other site answers; /user/alice/ 404; alice's server, account and home are there"
+
+
+def check_purge_deletes_hydras_state_only():
+    result = sh("apt-get", "purge", "-y", "-q", "hydra-notebooks", check=False, timeout=600,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    left = [path for path in ("/etc/hydra", "/var/lib/hydra", "/etc/sudoers.d/hydra", "/usr/lib/hydra",
+                              "/lib/systemd/system/hydra-gate.service", "/etc/apache2/sites-available/hydra.conf")
+            if pathlib.Path(path).exists()]
+    assert not left, f"left after purge: {left}"
+    assert sh("getent", "passwd", USER).returncode == 0 and pathlib.Path(f"/home/{USER}/tutorials").is_dir()
+    assert sh("getent", "group", "hydra").returncode == 0
+    assert "hydra-notebooks:" in result.stdout + result.stderr, "purge did not say what it deleted"
+    return "hydra's files gone; alice's account, home and group hydra kept"
+
+
 def use_test_limits():
     for key, value in LIMITS.items():
         set_config("limits", key, value)
@@ -478,6 +597,16 @@ PHASES = {
         ("no failed unit after the reboot, system or alice's", check_no_failed_units_after_reboot),
         ("idle shutdown ends the server and leaves no failed unit", check_idle_shutdown_leaves_no_failed_unit),
         ("after the idle shutdown, the next visit starts a fresh server", check_visit_after_idle_shutdown),
+    ],
+    "package": [
+        ("hydra-gate killed (systemctl kill) answers again within 10 s", check_killed_gate_comes_back),
+        ("the site's own :443 vhost (examples/hydra-ssl.conf, snakeoil): alice's visit over https reaches her lab",
+         check_site_vhost_over_https),
+        ("an upgrade to a higher version: her server keeps its PID, the site's files are byte-identical, the lab answers",
+         check_upgrade_keeps_server_and_site_files),
+        ("apt remove: another site answers, /user/alice/ no longer routes, her server, account and home stay",
+         check_remove_leaves_other_sites_and_accounts),
+        ("apt purge: hydra's files and state are gone, the account, home and group stay", check_purge_deletes_hydras_state_only),
     ],
 }
 

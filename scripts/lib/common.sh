@@ -27,11 +27,9 @@ HYDRA_TEST_PACKAGES=(slapd ldap-utils curl psmisc procps iproute2 util-linux wrk
 # enabled in it with systemctl --root), ssh into it.
 HYDRA_VM_PACKAGES=(qemu-system-x86 qemu-utils debootstrap e2fsprogs systemd openssh-client)
 
-# The Debian package (scripts/package) and its checks.
-HYDRA_PACKAGE_PACKAGES=(debhelper dpkg-dev lintian)
-
-# Jupyter versions, pinned so tests and benchmarks are comparable from run to run.
-HYDRA_JUPYTER_REQUIREMENTS=("jupyter-server==2.21.*" "jupyterlab==4.6.*" "ipykernel==7.*")
+# Building the Debian package (scripts/package; install-demo builds it), and checking it.
+HYDRA_PACKAGE_BUILD_PACKAGES=(debhelper dpkg-dev)
+HYDRA_PACKAGE_PACKAGES=("${HYDRA_PACKAGE_BUILD_PACKAGES[@]}" lintian)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -71,23 +69,10 @@ apt_install() {
     return "$status"
 }
 
-# The users' Jupyter environment: Debian's python3 (readable by every account, unlike a
-# Python under /root), with the pinned Jupyter packages.
+# The users' Jupyter environment, as a site makes it (scripts/hydra-setup); with
+# HYDRA_OFFLINE=1 nothing is fetched.
 ensure_jupyter_env() {
-    if [ ! -x "$HYDRA_JUPYTER_ENV/bin/jupyter-lab" ]; then
-        say "creating $HYDRA_JUPYTER_ENV (Jupyter Server + JupyterLab from PyPI)"
-        mkdir -p "$(dirname "$HYDRA_JUPYTER_ENV")"
-        /usr/bin/python3 -m venv "$HYDRA_JUPYTER_ENV"
-    fi
-    if [ "${HYDRA_OFFLINE:-}" != 1 ]; then
-        "$HYDRA_JUPYTER_ENV/bin/pip" install -q --disable-pip-version-check "${HYDRA_JUPYTER_REQUIREMENTS[@]}"
-    fi
-    # JupyterLab's "get notified about Jupyter news?" prompt, off for every user of the site.
-    install -d -m 0755 "$HYDRA_JUPYTER_ENV/share/jupyter/lab/settings"
-    cat >"$HYDRA_JUPYTER_ENV/share/jupyter/lab/settings/overrides.json" <<'JSON'
-{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}
-JSON
-    chmod -R a+rX "$HYDRA_JUPYTER_ENV"
+    "$HYDRA_REPO/scripts/hydra-setup" jupyter --env "$HYDRA_JUPYTER_ENV" --upgrade $([ "${HYDRA_OFFLINE:-}" != 1 ] || echo --no-install)
 }
 
 # Release build of hydra's programs; prints the folder holding them.

@@ -1,8 +1,8 @@
 # A Debian 12 virtual machine whose PID 1 is systemd, for the VM tier (Tests/VM) and
 # scripts/vm. Source it after common.sh and debian-root.sh; do not run it.
 #
-# The image: a debootstrap root in which the project's own install functions (apt_install,
-# ensure_jupyter_env) install hydra's packages and the Jupyter environment, turned into an ext4
+# The image: a debootstrap root in which the project's own install steps (apt_install,
+# hydra-setup jupyter) install hydra's packages and the Jupyter environment, turned into an ext4
 # image with `mkfs.ext4 -d` (nothing is mounted). The machine: qemu in software mode (TCG; no
 # KVM needed) booting the image's own kernel, always with -snapshot (the image is never
 # written, every start begins from it), ssh as root on 127.0.0.1. After the image is built, one
@@ -26,8 +26,9 @@ vm_guest_repo=/usr/local/src/hydra
 vm_guest_bin=/usr/local/src/hydra-bin
 # The guest's own system: systemd with user managers (dbus-user-session: `systemd-run --user`
 # and `systemctl --user` reach them over D-Bus), a kernel with a small initrd, sshd.
+# ssl-cert: Debian's snakeoil certificate, for the site's own https vhost in the package checks.
 vm_system_packages=(systemd systemd-sysv dbus dbus-user-session libpam-systemd procps iproute2
-    openssh-server linux-image-amd64 initramfs-tools zstd)
+    openssh-server linux-image-amd64 initramfs-tools zstd ssl-cert)
 vm_kernel_append="root=/dev/vda rw console=ttyS0 panic=-1 quiet"
 
 vm_log() { printf '[%(%T)T] vm: %s\n' -1 "$*" >&2; }
@@ -62,8 +63,9 @@ vm_in_root() {
 # What the installed packages are made from: when it changes, the package step runs again.
 vm_packages_key() {
     {
-        declare -p vm_system_packages HYDRA_RUNTIME_PACKAGES HYDRA_BUILD_PACKAGES HYDRA_DEMO_PACKAGES HYDRA_JUPYTER_REQUIREMENTS
-        declare -f apt_install ensure_jupyter_env
+        declare -p vm_system_packages HYDRA_RUNTIME_PACKAGES HYDRA_BUILD_PACKAGES HYDRA_DEMO_PACKAGES
+        declare -f apt_install
+        cat "$HYDRA_REPO/scripts/hydra-setup" "$HYDRA_REPO/etc/jupyter-requirements.txt"
     } | md5sum | cut -d' ' -f1
 }
 
@@ -76,7 +78,7 @@ vm_build_root() {
     fi
     local key; key=$(vm_packages_key)
     [ "$(cat "$HYDRA_VM_DIR/stamp.packages" 2>/dev/null)" = "$key" ] && return 0
-    vm_log "packages and the Jupyter environment into the root (the project's apt_install and ensure_jupyter_env)"
+    vm_log "packages and the Jupyter environment into the root (the project's apt_install and hydra-setup jupyter)"
     # An initrd with just what this machine boots from; no service starts inside the chroot.
     mkdir -p "$vm_root/etc/initramfs-tools/conf.d" "$vm_root/usr/share/initramfs-tools/modules.d"
     echo 'MODULES=list' >"$vm_root/etc/initramfs-tools/conf.d/hydra-vm.conf"
@@ -88,14 +90,16 @@ vm_build_root() {
     if compgen -G "/usr/local/share/ca-certificates/*" >/dev/null; then
         cp -r /usr/local/share/ca-certificates/. "$vm_root/usr/local/share/ca-certificates/"
     fi
+    install -D -m 0755 "$HYDRA_REPO/scripts/hydra-setup" "$vm_root/var/tmp/hydra-setup/hydra-setup"
+    install -m 0644 "$HYDRA_REPO/etc/jupyter-requirements.txt" "$vm_root/var/tmp/hydra-setup/jupyter-requirements.txt"
     local packages=("${vm_system_packages[@]}" "${HYDRA_RUNTIME_PACKAGES[@]}" "${HYDRA_BUILD_PACKAGES[@]}" "${HYDRA_DEMO_PACKAGES[@]}")
     vm_in_root /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 ${PIP_CERT:+"PIP_CERT=$PIP_CERT"} \
         bash -c "set -euo pipefail
-            $(declare -p HYDRA_JUPYTER_ENV HYDRA_JUPYTER_REQUIREMENTS)
-            $(declare -f say die apt_install ensure_jupyter_env)
+            $(declare -f say die apt_install)
             apt_install $(printf '%q ' "${packages[@]}")
             update-ca-certificates >/dev/null
-            ensure_jupyter_env
+            /var/tmp/hydra-setup/hydra-setup jupyter --env $HYDRA_JUPYTER_ENV --requirements /var/tmp/hydra-setup/jupyter-requirements.txt
+            rm -r /var/tmp/hydra-setup
             apt-get clean" >"$HYDRA_VM_DIR/packages.log" 2>&1 ||
         { tail -30 "$HYDRA_VM_DIR/packages.log" >&2; die "installing packages into the VM's root failed (log: $HYDRA_VM_DIR/packages.log)"; }
     rm -f "$vm_root/usr/sbin/policy-rc.d"
@@ -301,12 +305,14 @@ vm_stop() {
 
 # --- hydra in the guest -----------------------------------------------------------------------
 
-# vm_install_hydra BIN_DIR: this work tree (tracked and new files) and the programs of BIN_DIR
-# into the running guest, then scripts/install-demo there, offline (the image has the packages).
+# vm_install_hydra BIN_DIR [DEB]: this work tree (tracked and new files) and the programs of
+# BIN_DIR into the running guest, then scripts/install-demo there, offline (the image has the
+# packages), which installs hydra's package DEB (built here: dpkg-deb's compression in the
+# guest's software CPU would take many minutes), or builds one in the guest without it.
 # The programs are stripped here first: a tenth of the size to copy, and strip in the guest's
 # software CPU would take minutes.
 vm_install_hydra() {
-    local bin=$1 stripped program
+    local bin=$1 deb=${2:-} stripped program
     stripped=$(mktemp -d)
     while IFS= read -r -d '' program; do
         strip -o "$stripped/$program" "$bin/$program"
@@ -314,7 +320,8 @@ vm_install_hydra() {
     vm_ssh "rm -rf $vm_guest_repo $vm_guest_bin && mkdir -p $vm_guest_repo $vm_guest_bin"
     git -C "$HYDRA_REPO" ls-files -z --cached --others --exclude-standard |
         tar -C "$HYDRA_REPO" --null -T - --ignore-failed-read -cf - | vm_ssh "tar -C $vm_guest_repo -xf -"
+    [ -z "$deb" ] || cp "$deb" "$stripped/"
     tar -C "$stripped" -cf - . | vm_ssh "tar -C $vm_guest_bin -xf -"
     rm -rf "$stripped"
-    vm_ssh "cd $vm_guest_repo && HYDRA_BIN=$vm_guest_bin HYDRA_OFFLINE=1 scripts/install-demo"
+    vm_ssh "cd $vm_guest_repo && HYDRA_BIN=$vm_guest_bin ${deb:+HYDRA_DEB=$vm_guest_bin/${deb##*/}} HYDRA_OFFLINE=1 scripts/install-demo"
 }

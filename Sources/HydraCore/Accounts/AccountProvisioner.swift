@@ -17,12 +17,14 @@ package struct ProvisionReport: Sendable, Encodable {
     /// The actions that undid a change someone made (a subset of `actions`); a runtime
     /// directory that is simply gone after a reboot needs none.
     package let repairs: [String]
+    /// What the admin should hear about once (no tmpfs on this machine).
+    package let warnings: [String]
     package let dryRun: Bool
 
     package var exitStatus: ExitStatus { outcome == .created ? .done : .alreadyFine }
 
     enum CodingKeys: String, CodingKey {
-        case user, uid, outcome, source, home, actions, repairs
+        case user, uid, outcome, source, home, actions, repairs, warnings
         case runtimeDir = "runtime_dir", dryRun = "dry_run"
     }
 }
@@ -95,7 +97,7 @@ package struct AccountProvisioner: Sendable {
             if !dryRun { try run("/usr/sbin/usermod", ["--append", "--groups", hydraGroup.name, "--", name.value]) }
         }
         let runtime = RuntimeDirectory(config: config)
-        var repairs: [String] = []
+        var repairs: [String] = [], warnings: [String] = []
         if dryRun {
             if !runtime.isReady(for: name, uid: entry.uid, webGID: webGroup.gid) {
                 actions.append("prepare \(runtime.path(for: name))")
@@ -104,6 +106,7 @@ package struct AccountProvisioner: Sendable {
             let preparation = try runtime.prepare(for: name, uid: entry.uid, webGID: webGroup.gid)
             actions += preparation.repairs + preparation.steps
             repairs = preparation.repairs
+            warnings = preparation.warnings
         }
         // Under systemd the server runs in the user's own manager, which lingering keeps running.
         let supervision = Supervision(config: config)
@@ -113,7 +116,7 @@ package struct AccountProvisioner: Sendable {
             if !dryRun { try run("/usr/bin/loginctl", ["enable-linger", "--", name.value]) }
         }
         return ProvisionReport(user: name.value, uid: entry.uid, outcome: outcome, source: source, home: entry.home,
-                               runtimeDir: runtime.path(for: name), actions: actions, repairs: repairs, dryRun: dryRun)
+                               runtimeDir: runtime.path(for: name), actions: actions, repairs: repairs, warnings: warnings, dryRun: dryRun)
     }
 
     private func home(of name: UserName) -> String { "\(config.accounts.homeBase)/\(name.value)" }

@@ -49,12 +49,28 @@ package struct RuntimeDirectory: Sendable {
     }
 
     /// Checked without privilege (the front's fast path): exists, a real directory, right
-    /// owner, group and mode, and a file system of its own when one is configured.
+    /// owner, group and mode, and a file system of its own when one is configured and this
+    /// machine can mount one.
     package func isReady(for name: UserName, uid: UInt32, webGID: UInt32) -> Bool {
         guard let info = try? FileStatus.ofEntry(path(for: name)) else { return false }
         guard info.kind == .directory && info.owner == uid && info.group == webGID
                 && info.permissions == Self.mode else { return false }
-        return sizeBytes == nil || isOwnFileSystem(info)
+        return sizeBytes == nil || isOwnFileSystem(info) || tmpfsUnavailable != nil
+    }
+
+    /// `<runtime_dir>/.no-tmpfs`: addldapuser's note (root's, in root's folder, so nobody else
+    /// can make it) that this machine could not mount a person's tmpfs, e.g. a container
+    /// without the right to mount or whose PID 1's namespace root may not enter. Until the next
+    /// boot (it lives on /run) runtime folders are plain directories, and the front, the gate
+    /// and ipynb-launch all expect that rather than refuse every visit. It holds the reason.
+    package static let tmpfsUnavailableName = ".no-tmpfs"
+
+    /// Why this machine has no per-person tmpfs now, or nil when it has (or none is configured).
+    package var tmpfsUnavailable: String? {
+        guard sizeBytes != nil, let info = try? FileStatus.ofEntry("\(base)/\(Self.tmpfsUnavailableName)"),
+              info.kind == .regular, info.owner == 0,
+              case .file(let bytes)? = try? DirectoryHandle.open(base).readEntry(Self.tmpfsUnavailableName, maxBytes: 4096) else { return nil }
+        return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private func isOwnFileSystem(_ info: FileStatus) -> Bool {
@@ -89,6 +105,8 @@ package struct RuntimeDirectory: Sendable {
     package struct Preparation: Sendable, Equatable {
         package var steps: [String] = []
         package var repairs: [String] = []
+        /// What the admin should know, said once (the tmpfs this machine cannot mount).
+        package var warnings: [String] = []
     }
 
     /// As root: creates it (with its own file system when configured), or repairs owner and
@@ -110,10 +128,19 @@ package struct RuntimeDirectory: Sendable {
         }
         var directory = try parent.subdirectory(name.value, createMode: 0o700)
         if existing == nil || done.repairs.count > 0 { done.steps.append("created \(path(for: name))") }
-        if let sizeBytes, try directory.status().device == parentInfo.device {
-            try mountFileSystem(on: directory, name: name, uid: uid, webGID: webGID, sizeBytes: sizeBytes)
-            done.steps.append("mounted a \(sizeBytes >> 20) MiB tmpfs on \(path(for: name))")
-            directory = try parent.subdirectory(name.value)
+        if let sizeBytes, try directory.status().device == parentInfo.device, tmpfsUnavailable == nil {
+            do {
+                try mountFileSystem(on: directory, name: name, uid: uid, webGID: webGID, sizeBytes: sizeBytes)
+                done.steps.append("mounted a \(sizeBytes >> 20) MiB tmpfs on \(path(for: name))")
+                directory = try parent.subdirectory(name.value)
+            } catch {
+                // The visit goes on with a plain directory; the first to find out says so.
+                let reason = "\(error.description) (server.runtime_dir_size)"
+                if try parent.createOnce(Self.tmpfsUnavailableName, Array((reason + "\n").utf8), mode: 0o644) {
+                    done.warnings.append("no tmpfs for the runtime folders on this machine until the next boot, plain directories "
+                                         + "instead (a person's files there may fill \(base)'s file system): \(reason)")
+                }
+            }
         }
         let info = try directory.status()
         if info.owner != uid || info.group != webGID || info.permissions != Self.mode {
