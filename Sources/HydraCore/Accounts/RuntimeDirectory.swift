@@ -55,7 +55,7 @@ package struct RuntimeDirectory: Sendable {
         guard let info = try? FileStatus.ofEntry(path(for: name)) else { return false }
         guard info.kind == .directory && info.owner == uid && info.group == webGID
                 && info.permissions == Self.mode else { return false }
-        return sizeBytes == nil || isOwnFileSystem(info) || tmpfsUnavailable != nil
+        return sizeBytes == nil || isOwnFileSystem(info) || hasNoTmpfsNote
     }
 
     /// `<runtime_dir>/.no-tmpfs`: addldapuser's note (root's, in root's folder, so nobody else
@@ -65,10 +65,15 @@ package struct RuntimeDirectory: Sendable {
     /// and ipynb-launch all expect that rather than refuse every visit. It holds the reason.
     package static let tmpfsUnavailableName = ".no-tmpfs"
 
+    /// Whether the note is there: one stat, for the visit's path (the reason is for the admin).
+    private var hasNoTmpfsNote: Bool {
+        guard sizeBytes != nil, let info = try? FileStatus.ofEntry("\(base)/\(Self.tmpfsUnavailableName)") else { return false }
+        return info.kind == .regular && info.owner == 0
+    }
+
     /// Why this machine has no per-person tmpfs now, or nil when it has (or none is configured).
     package var tmpfsUnavailable: String? {
-        guard sizeBytes != nil, let info = try? FileStatus.ofEntry("\(base)/\(Self.tmpfsUnavailableName)"),
-              info.kind == .regular, info.owner == 0,
+        guard hasNoTmpfsNote,
               case .file(let bytes)? = try? DirectoryHandle.open(base).readEntry(Self.tmpfsUnavailableName, maxBytes: 4096) else { return nil }
         return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -128,11 +133,10 @@ package struct RuntimeDirectory: Sendable {
         }
         var directory = try parent.subdirectory(name.value, createMode: 0o700)
         if existing == nil || done.repairs.count > 0 { done.steps.append("created \(path(for: name))") }
-        if let sizeBytes, try directory.status().device == parentInfo.device, tmpfsUnavailable == nil {
+        if let sizeBytes, try directory.status().device == parentInfo.device, !hasNoTmpfsNote {
             do {
                 try mountFileSystem(on: directory, name: name, uid: uid, webGID: webGID, sizeBytes: sizeBytes)
                 done.steps.append("mounted a \(sizeBytes >> 20) MiB tmpfs on \(path(for: name))")
-                directory = try parent.subdirectory(name.value)
             } catch {
                 // The visit goes on with a plain directory; the first to find out says so.
                 let reason = "\(error.description) (server.runtime_dir_size)"
@@ -141,6 +145,8 @@ package struct RuntimeDirectory: Sendable {
                                          + "instead (a person's files there may fill \(base)'s file system): \(reason)")
                 }
             }
+            // A mount, if there is one now, hides the folder opened before it.
+            directory = try parent.subdirectory(name.value)
         }
         let info = try directory.status()
         if info.owner != uid || info.group != webGID || info.permissions != Self.mode {
