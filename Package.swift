@@ -7,8 +7,15 @@
 //   HydraVersion  the version, from debian/changelog (the VersionStamp plugin writes it)
 //   HydraSystem   system calls, processes, files, sockets, secrets, the user database, LDAP
 //                 (with the C modules); HydraFastCGI, the FastCGI loop, beside it
-//   HydraCore     configuration, names, LDAP, accounts, courses, homes, the notebook server
-//   HydraFront    the FastCGI front: routing, the visit, pages
+//   HydraSite     the site's configuration, names, and what every helper does around its work
+//   HydraCourses  the course folders: git, the mirrors, the sync rule
+//   HydraAccounts the directory (LDAP look-ups), accounts and their runtime folders, the home
+//                 hydra prepares (Jupyter's configuration, the courses), supervision (systemd or
+//                 detached, and the limits)
+//   HydraServers  the notebook server's lifecycle (ServerLifecycle decides, the local and Slurm
+//                 backends observe and act), Slurm, and the site's census and events
+//   HydraPages    hydra's HTML pages (escaped templates), for the front and the gate
+//   HydraFront    the FastCGI front: routing, the visit, the admin page
 //   HydraGate     hydra-gate (the only user of SwiftNIO and of its TLS, for Slurm jobs' servers),
 //                 and the site's metrics
 import PackageDescription
@@ -47,10 +54,15 @@ let package = Package(
         .target(name: "HydraSystem", dependencies: ["CHydraSystem", "COpenSSL", "CLDAP"]),
         // The FastCGI loop, apart so that only hydra-cgi links libfcgi.
         .target(name: "HydraFastCGI", dependencies: ["HydraSystem", "CFastCGI"]),
-        .target(name: "HydraCore", dependencies: ["HydraSystem", logging, .product(name: "TOMLKit", package: "TOMLKit")]),
-        .target(name: "HydraFront", dependencies: ["HydraVersion", "HydraCore", "HydraSystem", "HydraFastCGI", logging,
-                                                   .product(name: "Mustache", package: "swift-mustache")]),
-        .target(name: "HydraGate", dependencies: ["HydraVersion", "HydraFront", "HydraCore", "HydraSystem", logging,
+        .target(name: "HydraSite", dependencies: ["HydraSystem", logging, .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "HydraCourses", dependencies: ["HydraSite", "HydraSystem"]),
+        .target(name: "HydraAccounts", dependencies: ["HydraCourses", "HydraSite", "HydraSystem"]),
+        .target(name: "HydraServers", dependencies: ["HydraAccounts", "HydraCourses", "HydraSite", "HydraSystem"]),
+        // hydra's HTML pages, for the front and the gate (which must not link libfcgi).
+        .target(name: "HydraPages", dependencies: [.product(name: "Mustache", package: "swift-mustache")]),
+        .target(name: "HydraFront", dependencies: ["HydraVersion", "HydraPages", "HydraServers", "HydraAccounts", "HydraCourses", "HydraSite",
+                                                   "HydraSystem", "HydraFastCGI", logging]),
+        .target(name: "HydraGate", dependencies: ["HydraVersion", "HydraPages", "HydraServers", "HydraAccounts", "HydraSite", "HydraSystem", logging,
                                                   .product(name: "NIOCore", package: "swift-nio"),
                                                   .product(name: "NIOPosix", package: "swift-nio"),
                                                   .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -58,15 +70,18 @@ let package = Package(
                                                   .product(name: "CoreMetrics", package: "swift-metrics"),
                                                   .product(name: "Prometheus", package: "swift-prometheus")]),
 
-        .executableTarget(name: "hydra-cgi", dependencies: ["HydraVersion", "HydraFront", "HydraCore", "HydraSystem", argumentParser]),
-        .executableTarget(name: "hydra-gate", dependencies: ["HydraVersion", "HydraGate", "HydraCore", "HydraSystem", argumentParser]),
-        .executableTarget(name: "addldapuser", dependencies: ["HydraVersion", "HydraCore", "HydraSystem", argumentParser]),
-        .executableTarget(name: "ipynb-launch", dependencies: ["HydraVersion", "HydraCore", "HydraSystem", argumentParser]),
+        .executableTarget(name: "hydra-cgi", dependencies: ["HydraVersion", "HydraFront", "HydraSite", "HydraSystem", argumentParser]),
+        .executableTarget(name: "hydra-gate", dependencies: ["HydraVersion", "HydraGate", "HydraSite", "HydraSystem", argumentParser]),
+        .executableTarget(name: "addldapuser", dependencies: ["HydraVersion", "HydraAccounts", "HydraSite", "HydraSystem", argumentParser]),
+        .executableTarget(name: "ipynb-launch", dependencies: ["HydraVersion", "HydraServers", "HydraAccounts", "HydraCourses", "HydraSite",
+                                                             "HydraSystem", argumentParser]),
 
         // Fakes of the helpers and the user database, for the front's decisions in Swift tests.
-        .target(name: "HydraTesting", dependencies: ["HydraFront", "HydraCore", "HydraSystem"]),
-        .testTarget(name: "HydraTests", dependencies: ["HydraFront", "HydraCore", "HydraSystem", "HydraTesting", logging]),
-        .testTarget(name: "HydraGateTests", dependencies: ["HydraGate", "HydraTesting", "HydraCore", "HydraSystem", logging,
+        .target(name: "HydraTesting", dependencies: ["HydraFront", "HydraServers", "HydraAccounts", "HydraSite", "HydraSystem"]),
+        .testTarget(name: "HydraTests", dependencies: ["HydraFront", "HydraServers", "HydraAccounts", "HydraCourses", "HydraSite", "HydraSystem",
+                                                      "HydraTesting", logging]),
+        .testTarget(name: "HydraGateTests", dependencies: ["HydraGate", "HydraTesting", "HydraServers", "HydraAccounts", "HydraSite", "HydraSystem",
+                                                          logging,
                                                           .product(name: "NIOPosix", package: "swift-nio"),
                                                           .product(name: "NIOSSL", package: "swift-nio-ssl")]),
     ],

@@ -1,4 +1,7 @@
-import HydraCore
+import HydraSite
+import HydraAccounts
+import HydraCourses
+import HydraServers
 import HydraSystem
 import HydraVersion
 import FoundationEssentials
@@ -33,7 +36,7 @@ extension Front {
         let now = Date()
         let activity = link.people()
         let supervision = Supervision(config: config)
-        if config.server.backend == .slurm, let settings = config.slurm {
+        if let settings = config.slurmJobs {
             let (servers, slurmError) = jobRows(settings, activity: activity, now: now)
             return adminResponse(request, admin: admin, xsrf: xsrf, servers: servers, runs: "Servers run as \(settings.summary).",
                                  extra: ["slurmError": slurmError ?? false], activity: activity, now: now)

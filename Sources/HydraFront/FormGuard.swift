@@ -1,4 +1,5 @@
-import HydraCore
+import HydraSite
+import HydraAccounts
 import HydraSystem
 import FoundationEssentials
 
@@ -72,7 +73,7 @@ package struct FormGuard: Sendable {
         let folder = try DirectoryHandle.open(directory)
         for _ in 0..<2 {
             switch try folder.readEntry(Self.keyFileName, maxBytes: 256) {
-            case .file(let bytes) where bytes.count == 64 && bytes.allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }):
+            case .file(let bytes) where Secret.isLowercaseHex(bytes, count: 64):
                 return bytes
             case .missing:
                 _ = try folder.createOnce(Self.keyFileName, Array(Secret.hexToken(byteCount: 32).utf8), mode: 0o600)

@@ -1,4 +1,8 @@
-import HydraCore
+import HydraSite
+import HydraAccounts
+import HydraCourses
+import HydraServers
+import HydraPages
 import HydraSystem
 import FoundationEssentials
 import Logging
@@ -101,11 +105,11 @@ package struct Front: Sendable {
             if let account { try policy.checkExisting(account, name: name) }
             if !isAccountReady(name, account: account) {
                 let outcome = try helpers.addLDAPUser(name)
-                let answer = outcome.decode(HelperCalls.ProvisionAnswer.self)
+                let answer = outcome.decode(ProvisionReport.self)
                 noteProvisioning(outcome, answer)
                 if let failure = failurePage(for: outcome, name: name, action: "addldapuser") { return failure }
                 if let answer {
-                    for warning in answer.warnings ?? [] {
+                    for warning in answer.warnings {
                         logger.warning("addldapuser: \(LogSafe.quote(warning, limit: 600))", metadata: ["user": "\(name)"])
                     }
                     // Repairs mean someone changed what addldapuser set up; the rest is routine
@@ -137,7 +141,7 @@ package struct Front: Sendable {
             let listening = try account.map { ServerSocket.isListening(in: try DirectoryHandle.open(runtime.path(for: name)), ownerUID: $0.uid) } ?? false
             if !listening {
                 // A Slurm job's memory is its node's, not this machine's.
-                if config.server.backend == .local, let page = noRoomPage(name) { return page }
+                if config.slurmJobs == nil, let page = noRoomPage(name) { return page }
                 guard let slot = try gate.startSlot() else {
                     link.send(.startDeferred)
                     logger.info("start deferred: \(gate.slots) servers are starting", metadata: ["user": "\(name)"])
@@ -167,13 +171,19 @@ package struct Front: Sendable {
             guard let answer = startAnswer, answer.token.count >= 32 else {
                 return incident(name, "ipynb-launch start gave no usable answer: \(outcome.message)")
             }
-            if config.server.backend == .slurm {
+            switch (answer.place, config.slurmJobs) {
+            case (.job(let job), _?):
                 // hydra-gate connects there (after checking it against the cluster): written here,
                 // in the front's own folder, from the helper's answer, never by the person.
-                guard let endpoint = answer.jobEndpoint else {
+                guard let endpoint = job.endpoint else {
                     return incident(name, "ipynb-launch start named no job endpoint: \(outcome.message)")
                 }
                 try endpoint.write(for: name, config: config)
+            case (.local, nil):
+                break
+            default:
+                // The gate routes by the front's configuration: a server it would not find is no lab.
+                return incident(name, "ipynb-launch start answered with a server at \(answer.place.location), which server.backend = \"\(config.server.backend)\" does not route to")
             }
             logger.info("visit: \(answer.outcome) server", metadata: [
                 "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))", "start_ms": "\(Int(outcome.seconds * 1000))"])
@@ -226,11 +236,11 @@ package struct Front: Sendable {
     /// `ipynb-launch start`, counted for the metrics: the helper's outcome and its decoded answer
     /// (nil when it gave none). A course that could not be synced leaves the user's files as
     /// they were; the admin hears why.
-    func runStart(_ name: UserName) throws -> (HelperCalls.Outcome, HelperCalls.StartAnswer?) {
+    func runStart(_ name: UserName) throws -> (HelperCalls.Outcome, LaunchReport?) {
         let outcome = try helpers.startServer(name)
         guard !outcome.abandoned else { return (outcome, nil) }
         link.send(.helper(name: "ipynb-launch start", exitStatus: outcome.status))
-        guard let answer = outcome.decode(HelperCalls.StartAnswer.self) else {
+        guard let answer = outcome.decode(LaunchReport.self) else {
             link.send(.start(outcome: "failed", seconds: outcome.seconds))
             return (outcome, nil)
         }
@@ -245,7 +255,7 @@ package struct Front: Sendable {
     }
 
     /// addldapuser's run, counted for the metrics: its exit, a new account, a directory down.
-    func noteProvisioning(_ outcome: HelperCalls.Outcome, _ answer: HelperCalls.ProvisionAnswer?) {
+    func noteProvisioning(_ outcome: HelperCalls.Outcome, _ answer: ProvisionReport?) {
         link.send(.helper(name: "addldapuser", exitStatus: outcome.status))
         if outcome.exitStatus == .ldapUnavailable { link.send(.ldapUnavailable) }
         if answer?.actions.contains(where: { $0.hasPrefix(AccountProvisioner.createAction) }) == true {
@@ -311,7 +321,7 @@ package struct Front: Sendable {
 
     /// `next` only within the user's own server; anything else is their lab.
     func safeNext(_ candidate: String?, for name: UserName) -> String {
-        let base = "/user/\(name.value)/"
+        let base = name.serverPath
         guard let candidate, candidate.hasPrefix(base), !candidate.contains("//"), !candidate.contains("\\"), !candidate.contains("%"),
               !candidate.split(separator: "/").contains(".."),
               candidate.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else { return base + "lab" }
@@ -323,10 +333,10 @@ package struct Front: Sendable {
     func autoLogin(_ name: UserName, token: String, serverTag: String?, next: String, https: Bool) -> FrontResponse {
         let xsrf = Secret.hexToken(byteCount: 16)
         let nonce = Secret.hexToken(byteCount: 16)
-        let action = "/user/\(name.value)/login?next=" + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+        let action = name.serverPath + "login?next=" + (next.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
         let html = pages.render("autologin", title: "Opening your notebooks", values: [
             "action": action, "token": token, "xsrf": xsrf, "nonce": nonce])
-        let xsrfCookie = "_xsrf=\(xsrf); Path=/user/\(name.value)/; SameSite=Strict" + (https ? "; Secure" : "")
+        let xsrfCookie = "_xsrf=\(xsrf); Path=\(name.serverPath); SameSite=Strict" + (https ? "; Secure" : "")
         var response = FrontResponse.html(200, html, extraHeaders: (serverTag.map { [("Set-Cookie", cookie(Self.serverCookieName, $0, https: https))] } ?? [])
                      + recentCookie(https: https) + [
             ("Set-Cookie", xsrfCookie),
@@ -418,6 +428,6 @@ struct RunningServer {
     func token() -> String? {
         guard case .file(let bytes)? = try? directory.readEntry(RuntimeDirectory.Entry.loginToken, maxBytes: 256) else { return nil }
         let token = String(decoding: bytes, as: UTF8.self)
-        return token.count >= 32 && token.allSatisfy(\.isHexDigit) ? token : nil
+        return Secret.isLowercaseHex(bytes, count: 32, orMore: true) ? token : nil
     }
 }

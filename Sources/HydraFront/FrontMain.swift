@@ -1,4 +1,7 @@
-import HydraCore
+import HydraSite
+import HydraAccounts
+import HydraCourses
+import HydraPages
 import HydraSystem
 import HydraFastCGI
 import FoundationEssentials

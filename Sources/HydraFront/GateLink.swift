@@ -1,4 +1,6 @@
-import HydraCore
+import HydraSite
+import HydraAccounts
+import HydraServers
 import HydraSystem
 import FoundationEssentials
 

@@ -124,6 +124,6 @@ package struct FrontResponse: Sendable {
     }
 }
 
-import HydraCore
+import HydraSite
 import HydraSystem
 import FoundationEssentials

@@ -1,4 +1,5 @@
-import HydraCore
+import HydraSite
+import HydraServers
 import HydraSystem
 import HydraFastCGI
 import FoundationEssentials
@@ -27,8 +28,8 @@ package struct HelperCalls: HelperRunning {
     }
 
     package static func ownDirectory() -> String {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/lib/hydra/hydra-cgi"
-        return URL(fileURLWithPath: executable).deletingLastPathComponent().path
+        let executable = FileSystem.linkTarget("/proc/self/exe") ?? "/usr/lib/hydra/hydra-cgi"
+        return FileSystem.split(executable).folder
     }
 
     package struct Outcome: Sendable {
@@ -52,46 +53,9 @@ package struct HelperCalls: HelperRunning {
 
         /// The helper's own error message (from its JSON), else the end of its stderr.
         package var message: String {
-            struct Failure: Decodable { let error: String }
             if timedOut { return "timed out after \(Int(seconds)) s" }
-            return decode(Failure.self)?.error ?? stderr.split(separator: "\n").suffix(3).joined(separator: " | ")
+            return decode(HelperRun.ErrorReport.self)?.error ?? stderr.split(separator: "\n").suffix(3).joined(separator: " | ")
         }
-    }
-
-    /// The part of `ipynb-launch start --json` the front needs.
-    package struct StartAnswer: Decodable, Sendable {
-        package let token: String
-        package let outcome: LaunchReport.Outcome
-        package let socket: String?
-        /// The Slurm backend: where the job's server listens.
-        package let job: String?
-        package let address: String?
-        package let port: Int?
-        /// The Slurm backend: the pin of the certificate the job's server shows.
-        package let pin: String?
-        /// The Slurm backend: the job, still queued (exit status 2).
-        package let queued: SlurmClient.Job?
-        package let sync: [SyncOutcome]
-        enum CodingKeys: String, CodingKey { case token, outcome, socket, job, address, port, pin, queued, sync }
-
-        package var jobEndpoint: JobEndpoint? {
-            guard let job, let address, let port, let pin, JobEndpoint.isPin(pin) else { return nil }
-            return JobEndpoint(job: job, address: address, port: port, pin: pin)
-        }
-    }
-
-    /// A course folder's sync, as far as the front reports it.
-    package struct SyncOutcome: Decodable, Sendable {
-        package let folder: String
-        package let error: String?
-    }
-
-    /// What addldapuser changed (a new account, or a repair), for the front's log.
-    package struct ProvisionAnswer: Decodable, Sendable {
-        package let actions: [String]
-        package let repairs: [String]
-        /// Absent from an addldapuser older than the front (an upgrade in progress).
-        package let warnings: [String]?
     }
 
     package func addLDAPUser(_ name: UserName) throws -> Outcome {

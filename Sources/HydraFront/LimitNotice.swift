@@ -1,4 +1,6 @@
-import HydraCore
+import HydraSite
+import HydraAccounts
+import HydraServers
 import HydraSystem
 import FoundationEssentials
 
@@ -16,14 +18,14 @@ extension Front {
 
     func limitNotice(_ name: UserName, reading: LimitEvents?) -> FrontResponse? {
         guard let reading else { return nil }
-        let record = URL(fileURLWithPath: "\(gate.directory)/limits-\(name.value)")
-        let shown = (try? Data(contentsOf: record)).flatMap { try? JSONDecoder().decode(LimitEvents.self, from: $0) }
+        let record = "\(gate.directory)/limits-\(name.value)"
+        let shown = FileSystem.readText(record).flatMap { try? JSONDecoder().decode(LimitEvents.self, from: Data($0.utf8)) }
         guard let words = reading.explanation(since: shown) else { return nil }
         do {
-            try JSONEncoder().encode(reading).write(to: record, options: .atomic)
+            try FileSystem.writeAtomically(record, Array(JSONEncoder().encode(reading)), mode: 0o640)
         } catch {
             // Not remembered: the person would see the same notice on every visit.
-            logger.warning("could not remember the limit notice shown (\(record.path)): \(error)", metadata: ["user": "\(name)"])
+            logger.warning("could not remember the limit notice shown (\(record)): \(error)", metadata: ["user": "\(name)"])
             return nil
         }
         logger.info("told why a limit stopped something: \(reading.summary)", metadata: ["user": "\(name)"])

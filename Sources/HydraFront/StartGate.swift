@@ -1,4 +1,5 @@
-import HydraCore
+import HydraSite
+import HydraAccounts
 import HydraSystem
 
 /// The front's limits on running the helpers, as file locks in `<runtime_dir>/.front` (root's

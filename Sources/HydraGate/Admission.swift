@@ -1,5 +1,6 @@
-import HydraCore
-import HydraFront
+import HydraSite
+import HydraServers
+import HydraPages
 import HydraSystem
 import FoundationEssentials
 import Synchronization

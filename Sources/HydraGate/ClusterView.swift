@@ -1,4 +1,5 @@
-import HydraCore
+import HydraSite
+import HydraServers
 import HydraSystem
 import Logging
 import FoundationEssentials

@@ -1,5 +1,6 @@
+import HydraSite
+import HydraServers
 import FoundationEssentials
-import HydraCore
 import NIOCore
 import NIOPosix
 

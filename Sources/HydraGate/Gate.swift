@@ -1,5 +1,7 @@
-import HydraCore
-import HydraFront
+import HydraSite
+import HydraAccounts
+import HydraServers
+import HydraPages
 import HydraSystem
 import Logging
 import NIOCore
@@ -25,6 +27,8 @@ package final class Gate: Sendable {
     package let metrics: SiteMetrics
     let logger: Logger
     let webGroupID: UInt32
+    /// People's UIDs, so that the user database is not asked on the event loop at each request.
+    let accounts = AccountCache()
     /// The Slurm backend's view of the cluster; nil with local servers.
     let cluster: ClusterView?
     /// TLS to a Slurm job's server (nil with local servers, or if BoringSSL would not make a context).
@@ -40,7 +44,7 @@ package final class Gate: Sendable {
         self.metrics = SiteMetrics(config: config, admission: admission)
         self.logger = logger
         self.webGroupID = webGroup.gid
-        self.cluster = config.server.backend == .slurm ? config.slurm.map { ClusterView(settings: $0, logger: logger) } : nil
+        self.cluster = config.slurmJobs.map { ClusterView(settings: $0, logger: logger) }
         do {
             self.tls = cluster == nil ? nil : try PinnedServer.context()
         } catch {
@@ -102,20 +106,26 @@ package final class Gate: Sendable {
     /// A connection to the person's own server (or, for a Slurm job, its checked endpoint),
     /// or why there is none.
     func connect(_ person: UserName) -> Result<Upstream, ServerSocket.Refusal> {
-        guard let account = UserDatabase.user(named: person.value) else { return .failure(.absent) }
+        let now = monotonicSeconds()
+        guard var uid = accounts.uid(of: person.value, now: now) else { return .failure(.absent) }
         // The folder's owner, group and mode are what make its socket the person's. Whether it is
         // a tmpfs of its own is the front's and addldapuser's to enforce (they read hydra.toml
         // at every start): the gate, which reads it once, never refuses a visit over it, so a
         // changed server.runtime_dir_size needs no restart of the gate.
         let runtime = RuntimeDirectory(base: config.server.runtimeDir)
-        guard runtime.isReady(for: person, uid: account.uid, webGID: webGroupID) else { return .failure(.absent) }
+        if !runtime.isReady(for: person, uid: uid, webGID: webGroupID) {
+            // Perhaps an account made again with another UID since the cache asked.
+            guard let current = accounts.recheck(person.value, stale: uid, now: now),
+                  runtime.isReady(for: person, uid: current, webGID: webGroupID) else { return .failure(.absent) }
+            uid = current
+        }
         if let cluster {
             guard let (endpoint, written) = JobEndpoint.read(for: person, config: config),
                   cluster.allows(endpoint, written: written, for: person) else { return .failure(.absent) }
             return .success(.node(address: endpoint.address, port: endpoint.port, pin: endpoint.pin))
         }
         guard let directory = try? DirectoryHandle.open(runtime.path(for: person)) else { return .failure(.absent) }
-        return ServerSocket.connect(in: directory, ownerUID: account.uid).map(Upstream.localSocket)
+        return ServerSocket.connect(in: directory, ownerUID: uid).map(Upstream.localSocket)
     }
 
     func logRefusal(_ refusal: Admission.Refusal, _ kind: Admission.Kind, _ head: RequestHead) {

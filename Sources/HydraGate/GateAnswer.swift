@@ -1,6 +1,6 @@
+import HydraSite
 import FoundationEssentials
-import HydraCore
-import HydraFront
+import HydraPages
 import HydraSystem
 
 /// The answers the gate gives itself, instead of passing the request on: each a complete

@@ -1,6 +1,7 @@
+import HydraSite
+import HydraAccounts
 import FoundationEssentials
-import HydraCore
-import HydraFront
+import HydraPages
 import HydraSystem
 import Logging
 

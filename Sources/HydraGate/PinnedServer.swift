@@ -1,4 +1,4 @@
-import HydraCore
+import HydraSite
 import HydraSystem
 import Logging
 import NIOCore

@@ -1,6 +1,6 @@
+import HydraSite
 import FoundationEssentials
-import HydraCore
-import HydraFront
+import HydraPages
 import HydraSystem
 
 /// The head of a request Apache passes on for `/user/NAME/...`: just what the gate decides on.

@@ -1,6 +1,8 @@
+import HydraSite
+import HydraAccounts
+import HydraServers
 import CoreMetrics
 import FoundationEssentials
-import HydraCore
 import HydraSystem
 import HydraVersion
 import Prometheus

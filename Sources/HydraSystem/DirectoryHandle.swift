@@ -169,14 +169,21 @@ package final class DirectoryHandle {
         throw SystemError("linking into", "\(path)/\(name)")
     }
 
-    /// Removes every entry of this directory that is not a directory (for a staging folder).
-    package func removeAllFiles() {
-        guard let stream = fdopendir(dup(fd)) else { return }
+    /// The names in this directory, without "." and "..".
+    package func entryNames() -> [String] {
+        guard let stream = fdopendir(dup(fd)) else { return [] }
         defer { closedir(stream) }
+        var names: [String] = []
         while let entry = readdir(stream) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if name != "." && name != ".." { unlinkat(fd, name, 0) }
+            if name != "." && name != ".." { names.append(name) }
         }
+        return names
+    }
+
+    /// Removes every entry of this directory that is not a directory (for a staging folder).
+    package func removeAllFiles() {
+        for name in entryNames() { unlinkat(fd, name, 0) }
     }
 
     package func setOwner(uid: UInt32, gid: UInt32, mode: mode_t) throws(SystemError) {

@@ -48,6 +48,47 @@ package enum FileSystem {
         guard futimens(file, nil) == 0 else { throw SystemError("touching", path) }
     }
 
+    /// The text of the file at `path` (its last component never a link), or nil when there is
+    /// no such file, it is not a regular file, or it is larger than `maxBytes`.
+    package static func readText(_ path: String, maxBytes: Int = 1 << 20) -> String? {
+        let (folder, name) = split(path)
+        guard case .file(let bytes)? = try? DirectoryHandle.open(folder).readEntry(name, maxBytes: maxBytes) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Replaces the file at `path` atomically (a reader sees the old file or the new one) with
+    /// exactly `mode`; the staging file is in the same folder.
+    package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o644) throws(SystemError) {
+        let (folder, name) = split(path)
+        let directory = try DirectoryHandle.open(folder)
+        try directory.writeAtomically(name, bytes, staging: directory, mode: mode)
+    }
+
+    /// The names in the folder at `path` (not "." and ".."), or nil when it cannot be read.
+    package static func entryNames(in path: String) -> [String]? {
+        (try? DirectoryHandle.open(path))?.entryNames()
+    }
+
+    /// Where the link at `path` points, or nil when it is not a link.
+    package static func linkTarget(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Makes `path` the working directory.
+    package static func changeDirectory(_ path: String) throws(SystemError) {
+        guard chdir(path) == 0 else { throw SystemError("changing into", path) }
+    }
+
+    /// The folder and the last component of `path`.
+    package static func split(_ path: String) -> (folder: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        let folder = String(path[..<slash])
+        return (folder.isEmpty ? "/" : folder, String(path[path.index(after: slash)...]))
+    }
+
     /// Mounts a fresh tmpfs (nosuid, nodev, noexec) on the directory `directory` is open on,
     /// through its descriptor, so a link swapped in after the open is not followed.
     package static func mountTmpfs(named source: String, on directory: DirectoryHandle, options: String) throws(SystemError) {

@@ -12,6 +12,12 @@ package enum Secret {
         return lowercaseHex(bytes)
     }
 
+    /// Whether `text` is lowercase hex of exactly `count` digits (or of at least `count`), the
+    /// form of every token, key and pin hydra makes: anything else read back is not one of them.
+    package static func isLowercaseHex(_ text: some Collection<UInt8>, count: Int, orMore: Bool = false) -> Bool {
+        (orMore ? text.count >= count : text.count == count) && text.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
     /// Whether two secrets are equal, in a time that does not tell how much of them matched.
     package static func matches(_ first: String, _ second: String) -> Bool {
         let (a, b) = (Array(first.utf8), Array(second.utf8))

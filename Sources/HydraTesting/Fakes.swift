@@ -1,6 +1,8 @@
 // Stand-ins for what the front asks of the system, so that its decisions can be tested in Swift
 // without root, sudo or accounts: the helpers (addldapuser, ipynb-launch) and the user database.
-import HydraCore
+import HydraSite
+import HydraAccounts
+import HydraServers
 import HydraFront
 import HydraSystem
 import Synchronization
@@ -9,7 +11,7 @@ import Synchronization
 package final class FakeHelpers: HelperRunning {
     private let state: Mutex<(addLDAPUser: HelperCalls.Outcome, start: HelperCalls.Outcome, calls: [String])>
 
-    package init(addLDAPUser: HelperCalls.Outcome = .exit(.done, json: #"{"actions":[],"repairs":[]}"#),
+    package init(addLDAPUser: HelperCalls.Outcome = .answer(.done, ProvisionReport.fake()),
                 start: HelperCalls.Outcome = .started()) {
         state = Mutex((addLDAPUser, start, []))
     }
@@ -36,9 +38,37 @@ extension HelperCalls.Outcome {
         Self(status: status.rawValue, output: Array(json.utf8))
     }
 
+    /// A helper that exited with `status`, printing `answer` as the helpers do (HelperRun).
+    package static func answer(_ status: ExitStatus, _ answer: some Encodable) -> Self {
+        Self(status: status.rawValue, output: HelperRun.json(answer) ?? [])
+    }
+
+    /// A helper that failed with this message, as the helpers print a failure.
+    package static func failure(_ status: ExitStatus, _ message: String) -> Self {
+        answer(status, HelperRun.ErrorReport(user: "alice", error: message, exitStatus: status.rawValue))
+    }
+
     /// `ipynb-launch start --json` having started a server with this token.
     package static func started(token: String = String(repeating: "a", count: 64)) -> Self {
-        exit(.done, json: #"{"token":"\#(token)","outcome":"started","socket":"/run/hydra/x/jupyter.sock","sync":[]}"#)
+        answer(.done, LaunchReport.fake(token: token))
+    }
+}
+
+extension LaunchReport {
+    /// A start's answer for alice: by default a local server just started.
+    package static func fake(token: String = String(repeating: "a", count: 64), outcome: Outcome = .started,
+                             place: ServerPlace = .local(socket: "/run/hydra/alice/jupyter.sock", pid: 4242, supervisor: .detached),
+                             queued: SlurmClient.Job? = nil, profile: String = Profile.implicitName) -> Self {
+        LaunchReport(user: "alice", baseURL: "/user/alice/", token: token, outcome: outcome, profile: profile, place: place,
+                     queued: queued, seconds: 0.5, sync: [])
+    }
+}
+
+extension ProvisionReport {
+    /// addldapuser's answer for alice: nothing to do.
+    package static func fake(actions: [String] = [], repairs: [String] = [], warnings: [String] = []) -> Self {
+        ProvisionReport(user: "alice", uid: 10_001, outcome: .alreadyFine, source: "existing", home: "/home/alice",
+                        runtimeDir: "/run/hydra/alice", actions: actions, repairs: repairs, warnings: warnings, dryRun: false)
     }
 }
 

@@ -1,8 +1,9 @@
 // addldapuser: makes a Unix account ready for hydra. Runs as root, through sudo, from the front.
-// The logic is HydraCore/Accounts; this file only parses the command line.
+// The logic is HydraAccounts/Accounts; this file only parses the command line.
+import HydraSite
+import HydraAccounts
 import ArgumentParser
 import FoundationEssentials
-import HydraCore
 import HydraSystem
 import HydraVersion
 

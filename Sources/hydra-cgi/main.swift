@@ -1,7 +1,7 @@
 // hydra-cgi: the FastCGI front Apache runs (mod_fcgid, or mod_proxy_fcgi with --socket).
 // The logic is HydraFront; this file only parses the command line.
+import HydraSite
 import ArgumentParser
-import HydraCore
 import HydraFront
 import HydraSystem
 import HydraVersion

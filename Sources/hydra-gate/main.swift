@@ -1,8 +1,8 @@
 // hydra-gate: between Apache and every notebook server (per-person limits, timeouts, the one
 // safe connect). The logic is HydraGate; this file only parses the command line.
+import HydraSite
 import ArgumentParser
 import HydraGate
-import HydraCore
 import HydraSystem
 import HydraVersion
 

@@ -1,8 +1,11 @@
 // ipynb-launch: a hydra user's own helper, run as that user (sudo -u NAME from the front, or
-// by the user over ssh). The logic is HydraCore; this file only parses the command line.
+// by the user over ssh). The logic is HydraServers; this file only parses the command line.
+import HydraSite
+import HydraAccounts
+import HydraCourses
+import HydraServers
 import ArgumentParser
 import FoundationEssentials
-import HydraCore
 import HydraSystem
 import HydraVersion
 
@@ -56,18 +59,20 @@ extension IpynbLaunch {
         @OptionGroup var common: Common
         @Option(help: "Wait at most this many seconds for another start, stop or sync of your server (hydra-cgi: \(ServerManager.frontLockPatienceSeconds)).")
         var lockTimeout: Int?
+        @Option(help: ArgumentHelp("Run the server with this profile of hydra.toml's [[profiles]] (one your groups allow; exit 77 "
+                                   + "otherwise). A server of another profile is stopped first. Without it: the running server's "
+                                   + "profile, else the default."))
+        var profile: String?
 
         func validate() throws {
             if let lockTimeout, !(0...3600).contains(lockTimeout) { throw ValidationError("--lock-timeout takes 0 to 3600 seconds") }
+            if let profile, !Profile.isValidName(profile) { throw ValidationError("--profile takes a profile's name: 1 to 32 of a-z, 0-9 and '-'") }
         }
 
         func run() throws {
             try common.run("start") { config, identity in
-                let report = try ServerManager(config: config, identity: identity).start(lockTimeoutSeconds: lockTimeout)
-                let syncText = report.sync.map(\.summary).joined(separator: "; ")
-                let text = report.queued.map { "the server's Slurm job \($0.id) of \(report.user) is \($0.state) (\($0.reason)), expected start \($0.startTime); start again to follow it" }
-                    ?? "\(report.outcome) the server of \(report.user) at \(report.location) in \(report.seconds) s"
-                return (report, report.outcome.exitStatus, text + (syncText.isEmpty ? "" : "; \(syncText)"))
+                let report = try ServerManager(config: config, identity: identity).start(lockTimeoutSeconds: lockTimeout, profile: profile)
+                return (report, report.outcome.exitStatus, report.text)
             }
         }
     }
@@ -116,17 +121,7 @@ extension IpynbLaunch {
         func run() throws {
             try common.run("status") { config, identity in
                 let status = try ServerManager(config: config, identity: identity).status()
-                let place = if let job = status.job, let address = status.address, let port = status.port {
-                    "job \(job.id) on \(job.node), \(address):\(port)"
-                } else {
-                    "PID \(status.pid ?? 0), \((status.memoryBytes ?? 0) >> 20) MiB"
-                }
-                let text = status.running
-                    ? "running (\(place), \(status.kernels ?? 0) kernels, last activity \(status.lastActivity ?? "?"))"
-                    : status.job.map { "waiting: job \($0.id) is \($0.state) (\($0.reason)), expected start \($0.startTime)" } ?? "not running"
-                let events = status.limitEvents.map { "; since it started: \($0.summary)" } ?? ""
-                let explanation = status.limitExplanation.map { "\n\($0)" } ?? ""
-                return (status, .done, "\(status.user): \(text)\(events); servers run as \(status.summary)\(explanation)")
+                return (status, .done, status.text)
             }
         }
     }

@@ -1,5 +1,5 @@
+import HydraSite
 import HydraGate
-import HydraCore
 import HydraSystem
 import Testing
 

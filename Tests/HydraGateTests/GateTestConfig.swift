@@ -1,5 +1,5 @@
+import HydraSite
 import Foundation
-import HydraCore
 
 /// The configuration of a gate run inside the tests: the runtime_dir is `base`, and the web
 /// server's group is the test process's own (the gate checks sockets against it). `extra` is

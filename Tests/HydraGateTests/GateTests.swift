@@ -1,6 +1,6 @@
+import HydraServers
 import Foundation
 import HydraGate
-import HydraCore
 import HydraSystem
 import Logging
 import NIOPosix

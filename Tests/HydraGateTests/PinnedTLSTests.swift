@@ -1,5 +1,6 @@
+import HydraSite
+import HydraServers
 import Foundation
-import HydraCore
 import HydraSystem
 import Logging
 import NIOCore

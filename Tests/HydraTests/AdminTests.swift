@@ -1,8 +1,10 @@
+@testable import HydraSite
+@testable import HydraAccounts
+@testable import HydraServers
 import Foundation
 import HydraTesting
 import Logging
 import Testing
-@testable import HydraCore
 @testable import HydraFront
 @testable import HydraSystem
 

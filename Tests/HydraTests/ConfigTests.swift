@@ -1,6 +1,7 @@
+@testable import HydraSite
+@testable import HydraServers
 import Foundation
 import Testing
-@testable import HydraCore
 @testable import HydraFront
 @testable import HydraSystem
 

@@ -1,5 +1,6 @@
+@testable import HydraSite
+@testable import HydraAccounts
 import Testing
-@testable import HydraCore
 @testable import HydraFront
 @testable import HydraSystem
 

@@ -1,6 +1,6 @@
+@testable import HydraSite
 import Logging
 import Testing
-@testable import HydraCore
 @testable import HydraFront
 @testable import HydraSystem
 

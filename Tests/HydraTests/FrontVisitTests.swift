@@ -1,8 +1,10 @@
+@testable import HydraSite
+@testable import HydraAccounts
+@testable import HydraServers
 import Foundation
 import HydraTesting
 import Logging
 import Testing
-@testable import HydraCore
 @testable import HydraFront
 @testable import HydraSystem
 
@@ -101,15 +103,16 @@ final class FrontVisitTests {
     @Test func aSlurmJobsEndpointIsWrittenForTheGateFromTheHelpersAnswerAndNothingElse() throws {
         let token = String(repeating: "7", count: 64)
         let pin = String(repeating: "5a", count: 32)
-        let job = #"{"token":"\#(token)","outcome":"started","job":"42","node":"node1","address":"169.254.1.2","port":21000,"pin":"\#(pin)","sync":[]}"#
-        let answer = visit(try front(FakeHelpers(start: .exit(.done, json: job)), backend: "slurm"))
+        let job = JobServer(job: "42", node: "node1", address: "169.254.1.2", port: 21000, pin: pin)
+        let answer = visit(try front(FakeHelpers(start: .answer(.done, LaunchReport.fake(token: token, place: .job(job)))), backend: "slurm"))
         #expect(answer.status == 200 && answer.page.contains(#"action="/user/alice/login?next="#))
         let endpoint = "\(runtime)/\(RuntimeDirectory.frontDirectoryName)/endpoints/alice"
         #expect(try String(contentsOfFile: endpoint, encoding: .utf8) == "42 169.254.1.2 21000 \(pin)\n")
         try FileManager.default.removeItem(atPath: endpoint)
         // An answer without a pin (an older ipynb-launch's job, served in clear): never an endpoint.
-        let clear = job.replacingOccurrences(of: #","pin":"\#(pin)""#, with: "")
-        #expect(visit(try front(FakeHelpers(start: .exit(.done, json: clear)), backend: "slurm")).status == 500)
+        var clear = job
+        clear.pin = nil
+        #expect(visit(try front(FakeHelpers(start: .answer(.done, LaunchReport.fake(token: token, place: .job(clear)))), backend: "slurm")).status == 500)
         #expect(!FileManager.default.fileExists(atPath: endpoint))
         // A local server's answer under the Slurm backend names no job: an incident, and no endpoint.
         let local = visit(try front(FakeHelpers(start: .started(token: token)), backend: "slurm"))
@@ -117,8 +120,9 @@ final class FrontVisitTests {
     }
 
     @Test func aQueuedJobGetsTheStartingPageWithItsStateAndReasonAndNoEndpoint() throws {
-        let queued = #"{"token":"\#(String(repeating: "7", count: 64))","outcome":"waiting","job":"42","queued":{"id":"42","state":"PENDING","reason":"Resources","node":"","start_time":"2026-12-02T10:42:00","user":"alice","name":"hydra-alice"},"sync":[]}"#
-        let answer = visit(try front(FakeHelpers(start: .exit(.waiting, json: queued)), backend: "slurm"))
+        let job = SlurmClient.Job(id: "42", state: "PENDING", reason: "Resources", node: "", startTime: "2026-12-02T10:42:00", user: "alice", name: "hydra-alice")
+        let queued = LaunchReport.fake(token: String(repeating: "7", count: 64), outcome: .waiting, place: .job(JobServer(job: "42")), queued: job)
+        let answer = visit(try front(FakeHelpers(start: .answer(.waiting, queued)), backend: "slurm"))
         #expect(answer.status == 200 && answer.headers["Refresh"] == "5\n")
         #expect(answer.page.contains("its job 42 is pending (all of the cluster&#39;s nodes are busy; reason: Resources)")
                 || answer.page.contains("its job 42 is pending (all of the cluster&#x27;s nodes are busy; reason: Resources)"))
@@ -136,7 +140,7 @@ final class FrontVisitTests {
     @Test(arguments: [(HydraSystem.ExitStatus.refused, 403), (.invalidName, 403), (.ldapUnavailable, 503), (.temporaryFailure, 503),
                       (.homeFull, 507), (.internalError, 500), (.systemError, 500)])
     func whenAddLDAPUserFailsThePersonGetsAPageForWhy(_ failure: (HydraSystem.ExitStatus, Int)) throws {
-        let helpers = FakeHelpers(addLDAPUser: .exit(failure.0, json: #"{"error":"xyzzy: the helper said so"}"#))
+        let helpers = FakeHelpers(addLDAPUser: .failure(failure.0, "xyzzy: the helper said so"))
         let answer = visit(try front(helpers))
         #expect(answer.status == failure.1)
         #expect(helpers.calls == ["addldapuser alice"])
@@ -147,14 +151,14 @@ final class FrontVisitTests {
     @Test(arguments: [(HydraSystem.ExitStatus.refused, 403), (.homeFull, 507), (.temporaryFailure, 503), (.internalError, 500)])
     func whenTheStartFailsThePersonGetsAPageForWhy(_ failure: (HydraSystem.ExitStatus, Int)) throws {
         readyRuntimeDirectory()
-        let helpers = FakeHelpers(start: .exit(failure.0, json: #"{"error":"xyzzy: the helper said so"}"#))
+        let helpers = FakeHelpers(start: .failure(failure.0, "xyzzy: the helper said so"))
         #expect(visit(try front(helpers, users: [alice])).status == failure.1)
         #expect(helpers.calls == ["start alice"])
     }
 
     @Test func aStartWithoutAUsableTokenIsAnIncident() throws {
         readyRuntimeDirectory()
-        let helpers = FakeHelpers(start: .exit(.done, json: #"{"token":"short","outcome":"started","socket":"x","sync":[]}"#))
+        let helpers = FakeHelpers(start: .answer(.done, LaunchReport.fake(token: "short")))
         let answer = visit(try front(helpers, users: [alice]))
         #expect(answer.status == 500 && answer.page.contains("incident"))
     }
@@ -168,7 +172,7 @@ final class FrontVisitTests {
 
     @Test func aPersonWhoHoldsTheirOwnLockGetsTheBusyPageAndTheStartSlotIsFreeAgain() throws {
         readyRuntimeDirectory()
-        let helpers = FakeHelpers(start: .exit(.busy, json: #"{"error":"the lock stayed taken for 3 s"}"#))
+        let helpers = FakeHelpers(start: .failure(.busy, "the lock stayed taken for 3 s"))
         let front = try front(helpers, users: [alice])
         let answer = visit(front)
         #expect(answer.status == 200 && answer.page.contains("Your notebook server is busy") && answer.headers["Refresh"] == "5\n")

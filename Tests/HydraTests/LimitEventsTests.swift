@@ -1,6 +1,8 @@
+@testable import HydraSite
+@testable import HydraAccounts
+@testable import HydraServers
 import Foundation
 import Testing
-@testable import HydraCore
 @testable import HydraSystem
 
 /// What a person learns when a limit hits them: the systemd mode's control group counts, read

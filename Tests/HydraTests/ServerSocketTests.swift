@@ -1,6 +1,6 @@
+@testable import HydraServers
 import Foundation
 import Testing
-@testable import HydraCore
 @testable import HydraFront
 @testable import HydraSystem
 

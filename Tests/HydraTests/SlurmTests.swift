@@ -1,5 +1,6 @@
+@testable import HydraSite
+@testable import HydraServers
 import Testing
-@testable import HydraCore
 @testable import HydraSystem
 
 @Suite("[slurm]: strictly checked, every value one sbatch argument")
@@ -159,7 +160,7 @@ struct SlurmBackendTests {
         let backend = try backend()
         #expect(SlurmBackend.jobScript.hasPrefix("#!/bin/sh\n"))
         #expect(!SlurmBackend.jobScript.contains("alice") && SlurmBackend.jobScript.contains("\"$@\""))
-        #expect(backend.command == ["/opt/hydra/jupyter/bin/jupyter-lab", "--config=/home/alice/.hydra/jupyter_config.py"])
+        #expect(backend.command.arguments == ["/opt/hydra/jupyter/bin/jupyter-lab", "--config=/home/alice/.hydra/jupyter_config.py"])
     }
 
     @Test("threat: the token never goes into sbatch's environment or arguments (scontrol and squeue show them); only a file's name")

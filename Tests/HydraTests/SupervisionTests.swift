@@ -1,6 +1,8 @@
+@testable import HydraSite
+@testable import HydraAccounts
+@testable import HydraServers
 import Foundation
 import Testing
-@testable import HydraCore
 @testable import HydraFront
 @testable import HydraSystem
 

@@ -23,6 +23,24 @@ struct SystemLayerTests {
         #expect(SystemError("opening", "/x", errno: .notPermitted).description == "opening /x: Operation not permitted")
     }
 
+    @Test("threat: a link planted where hydra reads or writes a file by path is not followed")
+    func pathCallsDoNotFollowALink() throws {
+        let scratch = try Scratch()
+        let secret = "\(scratch.path)/secret"
+        try "root's".write(toFile: secret, atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: "\(scratch.path)/planted", withDestinationPath: secret)
+        #expect(FileSystem.readText("\(scratch.path)/planted") == nil)
+        #expect(FileSystem.linkTarget("\(scratch.path)/planted") == secret)
+        // Replacing the link's name replaces the link, never the file it points to.
+        try FileSystem.writeAtomically("\(scratch.path)/planted", Array("mine".utf8), mode: 0o600)
+        #expect(FileSystem.readText("\(scratch.path)/planted") == "mine")
+        #expect(FileSystem.readText(secret) == "root's")
+        #expect(try FileStatus.ofEntry("\(scratch.path)/planted")?.permissions == 0o600)
+        #expect(FileSystem.entryNames(in: scratch.path)?.sorted() == ["planted", "secret"])
+        #expect(FileSystem.readText(secret, maxBytes: 3) == nil && FileSystem.readText("\(scratch.path)/none") == nil)
+        #expect(FileSystem.split("/a/b") == ("/a", "b") && FileSystem.split("/b") == ("/", "b"))
+    }
+
     @Test("a call interrupted by a signal is made again; other results pass through at once")
     func interruptedCallsAreRetried() {
         var calls = 0

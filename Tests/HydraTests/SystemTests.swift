@@ -1,6 +1,6 @@
+@testable import HydraSite
 import Foundation
 import Testing
-@testable import HydraCore
 @testable import HydraFront
 @testable import HydraSystem
 

@@ -1,5 +1,5 @@
+@testable import HydraSite
 import Testing
-@testable import HydraCore
 @testable import HydraFront
 @testable import HydraSystem
 

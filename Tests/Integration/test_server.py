@@ -75,6 +75,7 @@ def test_start_returns_only_once_the_server_answers(user):
 
 
 def test_second_start_reuses_the_running_server(user):
+    """The rule is ServerLifecycleTests' "local: the person's server answers"; this shows it end to end."""
     name = user("ada")
     _, first = start(name)
     result, second = start(name)
@@ -84,6 +85,7 @@ def test_second_start_reuses_the_running_server(user):
 
 
 def test_ten_simultaneous_starts_give_exactly_one_server(user):
+    """The lock makes the others find the first one's server (ServerLifecycleTests: "a start that lost the race"); end to end here."""
     name = user("herd01")
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         results = list(pool.map(lambda _: start(name), range(10)))
@@ -94,6 +96,7 @@ def test_ten_simultaneous_starts_give_exactly_one_server(user):
 
 
 def test_server_killed_with_sigkill_is_replaced_by_a_fresh_one(user):
+    """Rule: ServerLifecycleTests "local: stale record, the process ended"; end to end here."""
     name = user("herd02")
     _, first = start(name)
     os.kill(first["pid"], signal.SIGKILL)
@@ -106,6 +109,7 @@ def test_server_killed_with_sigkill_is_replaced_by_a_fresh_one(user):
 
 
 def test_stale_socket_and_record_of_a_dead_server_are_cleaned_up(user):
+    """Rule: ServerLifecycleTests "local: stale record, the process ended"; the clean-up is shown here."""
     name = user("herd03")
     _, first = start(name)
     os.killpg(first["pid"], signal.SIGKILL)
@@ -156,6 +160,7 @@ def test_runtime_dir_taken_over_by_another_account_is_refused(user):
 
 
 def test_a_socket_planted_by_another_account_never_receives_the_token(user):
+    """Rule: ServerLifecycleTests "local: forged record naming the person's own shell" and "another account's process"; the token's path is shown here."""
     name = user("herd06")
     ensure_user("grace")
     _, first = start(name)

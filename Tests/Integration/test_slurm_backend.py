@@ -365,6 +365,7 @@ def test_stop_cancels_the_job(person, slurm_site):
 
 
 def test_a_job_cancelled_behind_hydras_back_is_replaced_at_the_next_start(person, slurm_site):
+    """Rule: ServerLifecycleTests "slurm: the job is no longer in the queue"; end to end here."""
     name = person("kathleen")
     _, first = start(name)
     sh("scancel", first["job"])
@@ -377,6 +378,7 @@ def test_a_job_cancelled_behind_hydras_back_is_replaced_at_the_next_start(person
 
 
 def test_an_idle_server_and_the_time_limit_end_the_job_and_the_next_start_submits_another(person, slurm_site):
+    """Rule: ServerLifecycleTests "slurm: the time limit was reached"; end to end here."""
     idle, limited = person("kathleen"), person("ida")
     slurm_config(**{"server.idle_timeout_seconds": "1"})    # Jupyter looks once a minute
     _, first_idle = start(idle)
@@ -397,7 +399,8 @@ def test_an_idle_server_and_the_time_limit_end_the_job_and_the_next_start_submit
 
 def test_a_forged_record_pointing_elsewhere_is_never_reused(person, slurm_site):
     """Threat: the person rewrites server.json (in their own runtime directory) so that the
-    site's answer, and the front's endpoint, name another address."""
+    site's answer, and the front's endpoint, name another address. Rule: ServerLifecycleTests
+    "slurm: forged record pointing the token at another address"; end to end here."""
     name = person("kathleen")
     _, first = start(name)
     record_path = pathlib.Path(f"/run/hydra/{name}/server.json")
@@ -423,6 +426,7 @@ def test_an_orphan_job_without_a_record_is_cancelled_at_the_next_start(person, s
 
 
 def test_concurrent_starts_submit_one_job(person, slurm_site):
+    """Rule: ServerLifecycleTests "slurm: a start that lost the race finds the winner's queued job"; end to end here."""
     name = person("mary")
     began = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -449,6 +453,7 @@ def fill_the_partition(slurm_site, filler):
 
 
 def test_a_job_queued_in_a_full_partition_keeps_its_place_and_then_serves(person, slurm_site):
+    """Rules: ServerLifecycleTests "slurm: a queued job an earlier visit submitted" and the queued looks; end to end here."""
     name, filler = person("kathleen"), person("ida")
     fillers = fill_the_partition(slurm_site, filler)
     began = time.monotonic()
@@ -578,6 +583,7 @@ def test_a_controller_that_does_not_answer_is_a_temporary_failure_and_nothing_is
 
 
 def test_a_lost_node_sends_the_next_visit_to_a_new_job_on_the_other_node(person, slurm_site):
+    """Rule: ServerLifecycleTests "slurm: running on another node than recorded"; end to end here."""
     name = person("kathleen")
     browser = browser_for(name)
     assert_in_lab(visit(browser), name)

@@ -7,7 +7,11 @@
    else imports Glibc, nor all of Foundation (which re-exports Glibc on Linux): the other
    layers import FoundationEssentials, so the compiler refuses a raw call there. SwiftNIO
    re-exports Glibc, so in HydraGate the compiler would let one through: there the check looks
-   for the calls themselves (a free function of the C library, errno, `Glibc.`).
+   for the calls themselves (a free function of the C library, errno, `Glibc.`);
+3. file-system calls only in the system layer too: FoundationEssentials still has FileManager
+   and the path-based reads and writes of String and Data, which follow links and write
+   without a mode; elsewhere they are refused (HydraSystem's FileSystem and DirectoryHandle
+   have what hydra needs, without following a link a person may have planted).
 
 Prints each problem and exits 1 when there is one; prints the layers it found otherwise.
 `--self-test` first shows that it catches a planted cycle and a planted import.
@@ -25,6 +29,7 @@ RAW_CALL = re.compile(r"(?<![.\w])(?<!func )(?:Glibc\.\w+|errno\b(?!\s*:)|(?:ope
                       r"stat|lstat|fstat|fstatat|mkdir|mkdirat|chmod|fchmod|chown|fchown|kill|waitpid|umask|statvfs|"
                       r"socket|connect|bind|listen|accept|setsockopt|getsockopt|fcntl|usleep|sleep|strerror|getuid|"
                       r"geteuid|getpid|setrlimit|getrlimit|mount|symlinkat|access|pipe)\s*\((?!\s*\w+\s*:))")
+FOUNDATION_FILE_CALL = re.compile(r"\bFileManager\b|\bFileHandle\b|contentsOfFile:|\(contentsOf:|\.write\((?:to|toFile):|createFile\(atPath")
 SYSTEM_IMPORT = re.compile(r"^\s*(?:@_exported\s+)?import\s+(Glibc|Foundation)\s*$", re.M)
 # A type declared at the top level of a file (nested types, such as the many CodingKeys, are
 # their enclosing type's and are reached through it).
@@ -89,6 +94,10 @@ def problems_in(sources, show=print):
                 for module in SYSTEM_IMPORT.findall(path.read_text()):
                     problems.append(f"{path.relative_to(sources.parent)} imports {module}: system calls belong in "
                                     "Sources/HydraSystem (import FoundationEssentials for Data, JSON and dates)")
+                for number, line in enumerate(code_of(path).splitlines(), 1):
+                    if call := FOUNDATION_FILE_CALL.search(line):
+                        problems.append(f"{path.relative_to(sources.parent)}:{number} uses Foundation's {call.group(0).strip('(:.')} "
+                                        "for files: use HydraSystem's FileSystem or DirectoryHandle")
                 # Only where an import lets the C library in anyway (SwiftNIO re-exports Glibc).
                 lines = code_of(path).splitlines() if re.search(r"^import NIO", path.read_text(), re.M) else []
                 for number, line in enumerate(lines, 1):
@@ -106,6 +115,8 @@ def self_test():
             "Core/A/Alpha.swift": "package struct Alpha { let b: Beta }\n",
             "Core/B/Beta.swift": "package struct Beta { let a: [Alpha] }\n",
             "Core/C/Gamma.swift": "import Foundation\nstruct Gamma {}\n",
+            "Core/C/Delta.swift": "import FoundationEssentials\nfunc mark(_ path: String) {\n"
+                                  "    _ = FileManager.default.createFile(atPath: path, contents: nil)\n}\n",
             "Gate/Splice.swift": "import NIOCore\nfunc end(_ fd: Int32) { handle.close(); close(fd) }\n",
             "HydraSystem/Raw.swift": "import Glibc\nstruct Raw {}\n",
         }.items():
@@ -113,6 +124,7 @@ def self_test():
             (sources / relative).write_text(text)
         found = problems_in(sources, show=lambda _: None)
     expected = ["Core: folders depend on each other: A -> B -> A",
+                "Sources/Core/C/Delta.swift:3 uses Foundation's FileManager for files: use HydraSystem's FileSystem or DirectoryHandle",
                 "Sources/Core/C/Gamma.swift imports Foundation: system calls belong in Sources/HydraSystem "
                 "(import FoundationEssentials for Data, JSON and dates)",
                 "Sources/Gate/Splice.swift:2 calls close directly: wrap it in Sources/HydraSystem"]

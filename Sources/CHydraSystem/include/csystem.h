@@ -1,5 +1,5 @@
 // glibc calls and constants that Swift's Glibc module hides behind _GNU_SOURCE: for
-// HydraSystem/ProcessRunner.swift (spawning) and HydraCore/NotebookServer/ServerSocket.swift
+// HydraSystem/ProcessRunner.swift (spawning) and HydraServers/NotebookServer/ServerSocket.swift
 // (opening a socket inode without following links, the listener's credentials).
 #include <spawn.h>
 #include <sys/types.h>
