@@ -43,11 +43,14 @@ let package = Package(
         .target(name: "CHydraSystem"),
 
         .plugin(name: "VersionStamp", capability: .buildTool()),
+        // Python files of a target as Swift strings (HydraCore: the Jupyter configuration).
+        .plugin(name: "EmbedPython", capability: .buildTool()),
         .target(name: "HydraVersion", plugins: ["VersionStamp"]),
         .target(name: "HydraSystem", dependencies: ["CHydraSystem", "COpenSSL", "CLDAP"]),
         // The FastCGI loop, apart so that only hydra-cgi links libfcgi.
         .target(name: "HydraFastCGI", dependencies: ["HydraSystem", "CFastCGI"]),
-        .target(name: "HydraCore", dependencies: ["HydraSystem", logging, .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "HydraCore", dependencies: ["HydraSystem", logging, .product(name: "TOMLKit", package: "TOMLKit")],
+                plugins: ["EmbedPython"]),
         .target(name: "HydraFront", dependencies: ["HydraVersion", "HydraCore", "HydraSystem", "HydraFastCGI", logging,
                                                    .product(name: "Mustache", package: "swift-mustache")]),
         .target(name: "HydraGate", dependencies: ["HydraVersion", "HydraFront", "HydraCore", "HydraSystem", logging,
