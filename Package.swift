@@ -50,13 +50,15 @@ let package = Package(
         .target(name: "CHydraSystem"),
 
         .plugin(name: "VersionStamp", capability: .buildTool()),
+        // Python files of a target as Swift strings (HydraAccounts: the Jupyter configuration).
+        .plugin(name: "EmbedPython", capability: .buildTool()),
         .target(name: "HydraVersion", plugins: ["VersionStamp"]),
         .target(name: "HydraSystem", dependencies: ["CHydraSystem", "COpenSSL", "CLDAP"]),
         // The FastCGI loop, apart so that only hydra-cgi links libfcgi.
         .target(name: "HydraFastCGI", dependencies: ["HydraSystem", "CFastCGI"]),
         .target(name: "HydraSite", dependencies: ["HydraSystem", logging, .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "HydraCourses", dependencies: ["HydraSite", "HydraSystem"]),
-        .target(name: "HydraAccounts", dependencies: ["HydraCourses", "HydraSite", "HydraSystem"]),
+        .target(name: "HydraAccounts", dependencies: ["HydraCourses", "HydraSite", "HydraSystem"], plugins: ["EmbedPython"]),
         .target(name: "HydraServers", dependencies: ["HydraAccounts", "HydraCourses", "HydraSite", "HydraSystem"]),
         // hydra's HTML pages, for the front and the gate (which must not link libfcgi).
         .target(name: "HydraPages", dependencies: [.product(name: "Mustache", package: "swift-mustache")]),

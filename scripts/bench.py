@@ -624,9 +624,13 @@ def bare_jupyter_start(name):
     env = {"HOME": home, "USER": name, "PATH": "/opt/hydra/jupyter/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
            "HYDRA_USER": name, "HYDRA_SOCK": sock, "HYDRA_TOKEN": "b" * 64, "HYDRA_TOKEN_FILE": str(token_file),
            "HYDRA_LOG": str(log_file), "JUPYTER_RUNTIME_DIR": f"/tmp/bare-{name}-rt"}
-    config = pathlib.Path("/tmp/bare-jupyter-config.py")
-    config.write_text(pathlib.Path("/home/grace/.hydra/jupyter_config.py").read_text())  # hydra's own settings
-    config.chmod(0o644)
+    # hydra's own settings: the Python and the site's values, which it reads beside it.
+    folder = pathlib.Path("/tmp/bare-jupyter-config")
+    folder.mkdir(mode=0o755, exist_ok=True)
+    for file_name in ("jupyter_config.py", "jupyter_site.json"):
+        (folder / file_name).write_text((pathlib.Path("/home/grace/.hydra") / file_name).read_text())
+        (folder / file_name).chmod(0o644)
+    config = folder / "jupyter_config.py"
     started = time.perf_counter()
     proc = subprocess.Popen(["setpriv", f"--reuid={name}", f"--regid={name}", "--init-groups", "/opt/hydra/jupyter/bin/jupyter-lab",
                              f"--config={config}"], env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=open(log_file, "ab"))

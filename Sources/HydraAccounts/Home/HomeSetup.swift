@@ -16,14 +16,18 @@ package struct HomeSetup: Sendable {
     package var hydraDir: String { "\(account.home)/.hydra" }
     package var jupyterConfigPath: String { "\(hydraDir)/jupyter_config.py" }
 
-    /// The configuration file and the data link; cheap when nothing changed.
+    /// The Jupyter configuration (its Python and the site's values beside it) and the data link;
+    /// cheap when nothing changed.
     package func prepare() throws {
         let home = try DirectoryHandle.open(account.home)
         let hydra = try home.subdirectory(".hydra", createMode: 0o700)
-        let wanted = Array(JupyterSettings(config: config).fileContents.utf8)
-        if try hydra.readEntry("jupyter_config.py") != .file(wanted) {
-            let staging = try hydra.subdirectory("staging", createMode: 0o700)
-            try hydra.writeAtomically("jupyter_config.py", wanted, staging: staging, mode: 0o600)
+        let settings = JupyterSettings(config: config)
+        // The values first: a new jupyter_config.py may read a value the old JSON lacks.
+        for (name, wanted) in [(JupyterSettings.valuesFileName, try settings.valuesFileContents),
+                               ("jupyter_config.py", Array(JupyterSettings.fileContents.utf8))] {
+            if try hydra.readEntry(name) != .file(wanted) {
+                try hydra.writeAtomically(name, wanted, staging: hydra.subdirectory("staging", createMode: 0o700), mode: 0o600)
+            }
         }
         if !config.sync.dataPath.isEmpty, try home.entryStatus(config.sync.dataLinkName) == nil {
             // Only where nothing of the user's is: an existing file or folder of that name stays.

@@ -2,9 +2,13 @@ import HydraSite
 import HydraSystem
 import FoundationEssentials
 
-/// The Jupyter Server configuration hydra owns: one Python file per home, the same for every
-/// user of a site; the per-user values (name, socket, token) come from the environment at start.
-/// Verified against Jupyter Server 2.21 behind Apache (docs/research/jupyter-behind-apache.md).
+/// The Jupyter Server configuration hydra owns, two files per home: jupyter_config.py, the same
+/// for every site (this folder's jupyter_config.py, embedded at build time by the EmbedPython
+/// plugin, so that a Slurm node without hydra gets it from the shared home), and
+/// jupyter_site.json beside it, the site's values from hydra.toml, which the Python reads once
+/// at start. The per-user values (name, socket, token) come from the environment.
+/// Verified against Jupyter Server 2.21 behind Apache (docs/research/jupyter-behind-apache.md);
+/// Tests/Python/test_jupyter_config.py loads it with traitlets.
 package struct JupyterSettings: Sendable {
     package let config: HydraConfig
 
@@ -12,195 +16,54 @@ package struct JupyterSettings: Sendable {
         self.config = config
     }
 
-    /// The site's host name, which Jupyter must accept in Host and Origin (Apache preserves it).
-    package var publicHost: String { URL(string: config.site.publicURL)?.host ?? "localhost" }
-    var isHTTPS: Bool { config.site.publicURL.lowercased().hasPrefix("https:") }
+    /// The Python text, byte for byte this folder's jupyter_config.py.
+    package static let fileContents = jupyterConfigPy
+    /// Beside it, the name the Python reads. Not jupyter_config.json: beside the file given as
+    /// --config, Jupyter reads that name too, as configuration of its own.
+    package static let valuesFileName = "jupyter_site.json"
 
-    package var fileContents: String {
-        let kernelIdle = config.server.kernelIdleTimeoutSeconds
-        return """
-            # Written by hydra's ipynb-launch from /etc/hydra/hydra.toml; it is rewritten when that
-            # changes, so edit the site's configuration, not this file.
-            import os
-            import threading
+    /// What hydra.toml decides for the server; CodingKeys are the JSON keys the Python reads.
+    package struct Values: Codable, Equatable, Sendable {
+        /// The site's host name, which Jupyter must accept in Host and Origin (Apache preserves it).
+        package var host: String
+        /// The login cookie is Secure on an https site.
+        package var https: Bool
+        package var idleTimeoutSeconds: Int
+        /// 0: kernels are never culled.
+        package var kernelIdleTimeoutSeconds: Int
+        /// How often Jupyter looks for idle kernels.
+        package var kernelCullIntervalSeconds: Int
+        /// The IPython extension that explains the site's limits (KernelLimitHelp).
+        package var kernelExtension: String
+        /// The server caps its own log at this size while it runs (ServerLog keeps the one before).
+        package var logMaxBytes: Int
 
-            from jupyter_server.auth.decorator import allow_unauthenticated
-            from jupyter_server.auth.logout import LogoutHandler
-
-            c = get_config()  # noqa: F821
-            user = os.environ["HYDRA_USER"]
-
-
-            def capped_log(path, limit):
-                \"\"\"The server's output and its kernels' (file descriptors 1 and 2, inherited) go
-                through a pipe to a thread that keeps the log under `limit` bytes while the server
-                runs: the older half moves to <log>.1. Nothing the server or a kernel prints can
-                fill the runtime directory.\"\"\"
-                read_end, write_end = os.pipe()
-                os.dup2(write_end, 1)
-                os.dup2(write_end, 2)
-                os.close(write_end)
-
-                def pump():
-                    log, size = None, 0
-                    while True:
-                        chunk = os.read(read_end, 65536)
-                        if not chunk:
-                            return
-                        try:
-                            if log is None or size + len(chunk) > limit // 2:
-                                if log is not None:
-                                    log.close()
-                                    os.replace(path, path + ".1")
-                                log = open(path, "ab", buffering=0)
-                                size = log.tell()
-                            log.write(chunk[: limit // 2])
-                            size += min(len(chunk), limit // 2)
-                        except OSError:
-                            log = None  # a full or vanished directory drops output, never blocks the server
-
-
-                threading.Thread(target=pump, name="hydra-capped-log", daemon=True).start()
-
-
-            capped_log(os.environ["HYDRA_LOG"], \(config.server.logMaxBytes))
-
-            if "HYDRA_SOCK" in os.environ:
-                # Only a Unix socket in the user's runtime directory (group: the web server; 0660).
-                c.ServerApp.sock = os.environ["HYDRA_SOCK"]
-                c.ServerApp.sock_mode = "0660"
-            else:
-                # A Slurm job on a compute node (backend "slurm"): TCP on a free port of
-                # [slurm] port_range. Every account on the node can connect, so every request needs
-                # the token or the login cookie; Host and Origin checks stay on.
-                import random
-                import socket
-
-                from jupyter_server.serverapp import ServerApp
-
-                first, last = map(int, os.environ["HYDRA_PORT_RANGE"].split())
-
-                def free_port():
-                    for port in random.sample(range(first, last + 1), min(64, last - first + 1)):
-                        with socket.socket() as probe:
-                            try:
-                                probe.bind(("", port))
-                                return port
-                            except OSError:
-                                continue
-                    raise SystemExit(f"hydra: no free port in {first}-{last} on {socket.gethostname()}")
-
-                # TLS with the key and certificate ipynb-launch made for this start (it pins them):
-                # moved out of the shared home into this job's own folder of the node's /tmp, so
-                # the key stays on the node, read by this server only.
-                import shutil
-
-                for variable, setting in (("HYDRA_TLS_KEY", "keyfile"), ("HYDRA_TLS_CERT", "certfile")):
-                    source = os.environ.pop(variable)
-                    target = os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], os.path.basename(source))
-                    shutil.copyfile(source, target)
-                    os.chmod(target, 0o600)
-                    os.unlink(source)
-                    setattr(c.ServerApp, setting, target)
-                c.ServerApp.ip = "0.0.0.0"
-                c.ServerApp.port = free_port()
-                c.ServerApp.port_retries = 0
-                c.ServerApp.allow_remote_access = False
-                c.ServerApp.allow_unauthenticated_access = False
-                _bind_tcp = ServerApp._bind_http_server_tcp
-
-                def _bind_tcp_and_report(self):
-                    \"\"\"Once the server holds its port (and nobody else can), ipynb-launch learns it:
-                    "JOB HOSTNAME PORT" in the shared home.\"\"\"
-                    bound = _bind_tcp(self)
-                    if bound:
-                        endpoint = os.environ["HYDRA_ENDPOINT_FILE"]
-                        with open(endpoint + ".new", "w") as f:
-                            f.write(f"{os.environ.get('SLURM_JOB_ID', '-')} {socket.gethostname()} {self.port}\\n")
-                        os.replace(endpoint + ".new", endpoint)
-                    return bound
-
-                ServerApp._bind_http_server_tcp = _bind_tcp_and_report
-            c.ServerApp.base_url = f"/user/{user}/"
-            c.ServerApp.root_dir = os.environ["HOME"]
-            c.ServerApp.open_browser = False
-            # Apache keeps the site's Host header: accept it, keep the Host and Origin checks on.
-            c.ServerApp.local_hostnames = ["localhost", \(pythonString(publicHost))]
-            c.ServerApp.disable_check_xsrf = False
-            c.ServerApp.jpserver_extensions = {"jupyter_lsp": False}
-            # Idle shutdown and kernel culling: Jupyter's own.
-            c.ServerApp.shutdown_no_activity_timeout = \(config.server.idleTimeoutSeconds)
-            c.MappingKernelManager.cull_idle_timeout = \(kernelIdle)
-            c.MappingKernelManager.cull_interval = \(max(1, min(300, kernelIdle == 0 ? 300 : kernelIdle)))
-            c.MappingKernelManager.cull_connected = True
-            # Kernel channels over IPC files in the runtime directory, not loopback TCP ports.
-            c.KernelManager.transport = "ipc"
-            # The site's limits explained in the kernels (KernelLimitHelp): when ipynb-launch wrote the
-            # IPython extension to the runtime directory, every IPython kernel gets it on its command
-            # line. Not through a configuration file: JUPYTER_CONFIG_PATH does not reach kernels (IPython
-            # reads its profile, sys.prefix/etc/ipython and /etc/ipython), and the person's own
-            # ~/.ipython configuration, read last, may replace `extensions` or `exec_lines`. The command
-            # line wins over every file, extra_extensions adds to their `extensions`, and their startup
-            # files still run, after it. Other kernels (R, ...) are left as they are.
-            kernel_extension = os.environ.pop("HYDRA_KERNEL_EXTENSION", "")
-            if kernel_extension:
-                from jupyter_client.kernelspec import KernelSpecManager
-
-                class HydraKernelSpecManager(KernelSpecManager):
-                    def get_kernel_spec(self, kernel_name):
-                        spec = super().get_kernel_spec(kernel_name)
-                        if any("ipykernel" in word for word in spec.argv):
-                            spec.argv = [*spec.argv, "--IPKernelApp.extra_extensions=\(KernelLimitHelp.moduleName)"]
-                            path = [kernel_extension, spec.env.get("PYTHONPATH", "")]
-                            spec.env = {**spec.env, "PYTHONPATH": os.pathsep.join(filter(None, path))}
-                        return spec
-
-                c.ServerApp.kernel_spec_manager_class = HydraKernelSpecManager
-            c.PasswordIdentityProvider.allow_password_change = False
-            c.IdentityProvider.cookie_name = "hydra-jupyter"
-            c.IdentityProvider.secure_cookie = \(isHTTPS ? "True" : "False")
-            # A new secret at every start: old login cookies die with the server.
-            c.ServerApp.cookie_secret = os.urandom(32)
-            # The token: from a file of the user's own that ipynb-launch wrote, read once and removed
-            # (never in a command line, and kernels and terminals do not inherit it).
-            token_file = os.environ.pop("HYDRA_TOKEN_FILE")
-            with open(token_file) as f:
-                c.IdentityProvider.token = f.read().strip()
-            os.unlink(token_file)
-
-
-            class HydraLogoutHandler(LogoutHandler):
-                \"\"\"Logging out leads back to the site's front, which can log the user in again.\"\"\"
-
-                @allow_unauthenticated
-                def get(self):
-                    self.identity_provider.clear_login_cookie(self)
-                    self.redirect("/?logged_out=1")
-
-
-            c.IdentityProvider.logout_handler_class = HydraLogoutHandler
-
-            # JupyterLab puts the server's token into every page, and its requests then carry
-            # `Authorization: token ...`, which replaces the browser's own Authorization header
-            # (Basic, Negotiate) that Apache needs: every API call would get 401. As under
-            # JupyterHub, the page gets no token; the login cookie and XSRF do the work.
-            try:
-                from jupyterlab.labapp import LabApp
-
-                _lab_handlers = LabApp.initialize_handlers
-
-                def _handlers_without_token(self):
-                    _lab_handlers(self)
-                    self.serverapp.web_app.settings["page_config_data"]["token"] = ""
-
-                LabApp.initialize_handlers = _handlers_without_token
-            except ImportError:
-                pass
-
-            """
+        enum CodingKeys: String, CodingKey {
+            case host, https
+            case idleTimeoutSeconds = "idle_timeout_seconds"
+            case kernelIdleTimeoutSeconds = "kernel_idle_timeout_seconds"
+            case kernelCullIntervalSeconds = "kernel_cull_interval_seconds"
+            case kernelExtension = "kernel_extension"
+            case logMaxBytes = "log_max_bytes"
+        }
     }
 
-    private func pythonString(_ value: String) -> String {
-        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    package var values: Values {
+        let (url, kernelIdle) = (config.site.publicURL, config.server.kernelIdleTimeoutSeconds)
+        return Values(host: URL(string: url)?.host ?? "localhost", https: url.lowercased().hasPrefix("https:"),
+                      idleTimeoutSeconds: config.server.idleTimeoutSeconds, kernelIdleTimeoutSeconds: kernelIdle,
+                      // Idle kernels go within the timeout, checked at most every 5 minutes.
+                      kernelCullIntervalSeconds: max(1, min(300, kernelIdle == 0 ? 300 : kernelIdle)),
+                      kernelExtension: KernelLimitHelp.moduleName, logMaxBytes: config.server.logMaxBytes)
+    }
+
+    /// The JSON file's bytes: the same for the same values (sorted keys), so that a home's copy
+    /// is rewritten only when hydra.toml changed.
+    package var valuesFileContents: [UInt8] {
+        get throws {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            return Array(try encoder.encode(values)) + [UInt8(ascii: "\n")]
+        }
     }
 }

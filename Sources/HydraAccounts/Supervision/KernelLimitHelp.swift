@@ -7,7 +7,8 @@ import FoundationEssentials
 /// where memory_max is RLIMIT_DATA; under systemd for one allocation larger than the machine
 /// grants), and at tasks_max a fork or a new thread fails with EAGAIN. ipynb-launch writes an
 /// IPython extension with these words into the runtime directory at each start; the server's
-/// configuration (JupyterSettings) has every IPython kernel load it.
+/// configuration (Home/jupyter_config.py, given the module name by JupyterSettings) has every
+/// IPython kernel load it.
 package struct KernelLimitHelp: Sendable, Equatable, Encodable {
     /// Shown after a MemoryError.
     package let memory: String?

@@ -2,7 +2,8 @@ import HydraSystem
 import FoundationEssentials
 
 /// A server's log files, as both backends keep them: the server caps its own log while it runs
-/// (JupyterSettings); these keep the one before and show its end in error messages.
+/// (capped_log in Home/jupyter_config.py); these keep the one before and show its end in error
+/// messages.
 enum ServerLog {
     /// Keeps the log under `maxBytes`: before a start, a log past half of it becomes LOG.1.
     static func rotate(_ path: String, maxBytes: Int) {
