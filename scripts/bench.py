@@ -7,35 +7,34 @@ run, each figure alternating between the two so that the machine's noise falls o
 (issue 13) the same crowd of open websockets through each proxy; ends with the table of ratios
 and goals.
 
+The browser, percentiles, wrk, memory and kernel clients are the integration tests' own
+(Tests/Integration: hydra_site, load_support, kernel_client, websocket_crowd), so that the
+benchmarks measure what the tests check.
+
 HYDRA_BENCH_QUICK=1: small counts, for trying the script out (figures not to be recorded).
 """
 import asyncio
-import base64
 import concurrent.futures
-import email.utils
-import html
 import http.client
 import json
 import os
 import pathlib
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.parse
-import uuid
-from datetime import datetime, timezone
-from html.parser import HTMLParser
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "Tests/Integration"))
 sys.path.insert(0, str(HERE))
-from hydra_site import (PASSWORD, PREFIX, SITE_URL, as_user, as_web_server,  # noqa: E402
+from hydra_site import (PASSWORD, PREFIX, SITE_URL, Browser, as_user, as_web_server, basic_auth,  # noqa: E402
                         refresh_mirrors, sh, start_directory, start_site, stop_site)
-from load_support import Bystander  # noqa: E402
-from kernel_client import run_code  # noqa: E402
+from load_support import (Bystander, memory_kib, percentile, pids, pss_kib, rss_kib, visit,  # noqa: E402
+                          websocket_headers, wrk)
+from kernel_client import delete_kernel, run_code, start_kernel, unix_resolver  # noqa: E402
 from bench_hub import HUB_ENV, HUB_LOG, HUB_PASSWORD, HUB_PORT, Hub, proxy_versions, versions  # noqa: E402
 
 QUICK = os.environ.get("HYDRA_BENCH_QUICK") == "1"
@@ -47,12 +46,7 @@ def count(full, quick):
 
 
 # ---------------------------------------------------------------------------------------------
-# Statistics and wrk
-
-def percentile(samples, p):
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
+# Figures
 
 def timed(argv_runner, runs):
     samples = []
@@ -63,256 +57,83 @@ def timed(argv_runner, runs):
     return samples
 
 
+def summary(samples):
+    return statistics.median(samples), percentile(samples, 0.99)
+
+
 def row(name, samples):
-    print(f"| {name} | {statistics.median(samples):.1f} ms | {percentile(samples, 99):.1f} ms | {len(samples)} |")
+    p50, p99 = summary(samples)
+    print(f"| {name} | {p50:.1f} ms | {p99:.1f} ms | {len(samples)} |")
 
 
-def wrk(url, seconds=5, connections=16, auth=None, headers=()):
-    argv = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    if auth:
-        argv += ["-H", "Authorization: Basic " + base64.b64encode(auth.encode()).decode()]
-    for header in headers:
-        argv += ["-H", header]
-    out = sh(*argv, url, timeout=seconds + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-
-    def latency(p):
-        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
-        return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, latency(50), latency(99), int(errors.group(1)) if errors else 0
+def wrk_ms(url, seconds=5, connections=16, auth=None, headers=()):
+    """load_support's wrk as the tables show it: (req/s, p50 ms, p99 ms, non-2xx)."""
+    credentials = [f"Authorization: {basic_auth(*auth)}"] if auth else []
+    figures = wrk(url, connections, seconds, headers=credentials + list(headers))
+    return figures["rps"], figures["latency"][50] * 1000, figures["latency"][99] * 1000, figures["non_2xx"]
 
 
 def load_average():
     return " ".join(pathlib.Path("/proc/loadavg").read_text().split()[:3])
 
 
+def mib(kib):
+    return kib / 1024
+
+
 # ---------------------------------------------------------------------------------------------
-# One generic browser for both sites
-
-class Form(HTMLParser):
-    """The first POST form of a page: its action, hidden fields and visible field names."""
-
-    def __init__(self, page):
-        super().__init__()
-        self.action = None
-        self.hidden = {}
-        self.visible = []
-        self._inside = False
-        self._done = False
-        self.feed(page)
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if self._done:
-            return
-        if tag == "form" and (a.get("method") or "").lower() == "post":
-            self.action, self._inside = a.get("action") or "", True
-        elif tag == "input" and self._inside and a.get("name"):
-            if (a.get("type") or "text").lower() == "hidden":
-                self.hidden[a["name"]] = a.get("value") or ""
-            elif (a.get("type") or "text").lower() in ("text", "password"):
-                self.visible.append(a["name"])
-
-    def handle_endtag(self, tag):
-        if tag == "form" and self._inside:
-            self._inside, self._done = False, True
-
+# Visits of either site: the test suite's Browser and visit()
 
 class VisitFailed(Exception):
     pass
 
 
-def text_of(page):
-    return re.sub(r"<[^>]+>|\s+", " ", page).strip()[:200]
+class Site:
+    """One of the two sites as the benchmark sees it."""
+
+    def __init__(self, name, port, host, password, basic, login_cookies):
+        self.name, self.port, self.host, self.password, self.basic = name, port, host, password, basic
+        self.login_cookies = login_cookies
+
+    def visitor(self, user):
+        """A browser of `user`'s that keeps its connection, as a browser does."""
+        return Browser(user, self.password, host=self.host, port=self.port, basic=self.basic, keep_alive=True)
 
 
-class Visitor:
-    """What a browser does, for either site: a path-aware cookie jar, keep-alive, redirects
-    followed; a POST form on the page is submitted (hydra's auto-login page submits itself by
-    script; JupyterHub's login page is filled in with the name and password); a progress
-    EventSource (JupyterHub's spawn-pending page) is read until it says ready, then the page is
-    reloaded, as its script does; a Refresh header (hydra's "starting" page) is honoured."""
+# The cookies a browser has lost when its Jupyter login is gone: on hydra's side also
+# hydra-recent, which lives sync.visit_sync_interval_seconds (60 s) after the last visit that
+# reached the front.
+HYDRA = Site("hydra", 80, "localhost", PASSWORD, basic=True,
+             login_cookies=lambda user: {"hydra-jupyter", "hydra-server", "hydra-recent"})
+HUB = Site("JupyterHub", HUB_PORT, f"localhost:{HUB_PORT}", HUB_PASSWORD, basic=False,
+           login_cookies=lambda user: {f"jupyterhub-user-{user}"})
 
-    def __init__(self, port, host, user, password, basic=False):
-        self.port, self.host, self.user, self.password = port, host, user, password
-        self.origin = f"http://{host}"
-        self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if basic else None
-        self.jar = {}  # (name, path) -> value
-        self.expires = {}  # (name, path) -> time.monotonic() after which the browser drops it (Max-Age)
-        self.connection = None
 
-    # -- cookies
-    def forget_expired(self):
-        now = time.monotonic()
-        for key in [k for k, deadline in self.expires.items() if deadline <= now]:
-            self.jar.pop(key, None)
-            del self.expires[key]
+def to_lab(browser, reloads=0):
+    """From the site root to the browser's lab answering 200: (ms, requests, trace); trace has a
+    (method, path without query, status, ms) for each request, and ("wait", what, "", ms) or
+    ("reload", why, "", 0) for what the browser did after it. VisitFailed where it stopped short."""
+    result = visit(browser, reloads=reloads)
+    if not result.in_lab(browser.user):
+        raise VisitFailed(f"{browser.user}: {result.trail()[-300:]}: {result.page[:200]!r}")
+    trace = []
+    for step in result.steps:
+        trace.append((step.method, step.path.split("?")[0], step.status, step.seconds * 1000))
+        if step.after:
+            trace.append((step.after[0], step.after[1], "", step.after[2] * 1000))
+    return result.seconds * 1000, len(result.steps), trace
 
-    def cookie_header(self, path):
-        self.forget_expired()
-        matching = sorted(((p, n, v) for (n, p), v in self.jar.items() if path.startswith(p)), key=lambda c: -len(c[0]))
-        seen, parts = set(), []
-        for _, name, value in matching:
-            if name not in seen:
-                seen.add(name)
-                parts.append(f"{name}={value}")
-        return "; ".join(parts)
 
-    def cookie(self, name, path="/"):
-        self.forget_expired()
-        for (n, p), v in sorted(self.jar.items(), key=lambda c: -len(c[0][1])):
-            if n == name and path.startswith(p):
-                return v
-        return None
+def first_visit(site, user, reloads=0):
+    """A new user's first visit, from the site root until /user/NAME/lab answers 200."""
+    return to_lab(site.visitor(user), reloads=reloads)
 
-    def drop(self, names):
-        for key in [k for k in self.jar if k[0] in names]:
-            del self.jar[key]
-            self.expires.pop(key, None)
 
-    def store(self, header, request_path):
-        name, _, rest = header.partition("=")
-        value, *attributes = rest.split(";")
-        path = request_path.split("?")[0].rsplit("/", 1)[0] + "/"
-        gone, max_age = False, None
-        for attribute in attributes:
-            key, _, val = attribute.strip().partition("=")
-            key = key.lower()
-            if key == "path" and val.startswith("/"):
-                path = val if val.endswith("/") else val + "/"
-            elif key == "max-age" and val.strip().lstrip("-").isdigit():
-                max_age = int(val)
-                gone = gone or max_age <= 0
-            elif key == "expires":
-                try:
-                    gone = gone or email.utils.parsedate_to_datetime(val) < datetime.now(timezone.utc)
-                except (TypeError, ValueError):
-                    pass
-        name = name.strip()
-        self.expires.pop((name, path), None)
-        if gone or value == "" and not attributes:
-            self.jar.pop((name, path), None)
-        else:
-            self.jar[(name, path)] = value.strip()
-            if max_age is not None:
-                self.expires[(name, path)] = time.monotonic() + max_age
-
-    # -- requests
-    def headers(self, path, extra=None):
-        h = {"Host": self.host, "Accept": "text/html,*/*", "User-Agent": "hydra-bench"}
-        if self.basic:
-            h["Authorization"] = self.basic
-        cookies = self.cookie_header(path)
-        if cookies:
-            h["Cookie"] = cookies
-        h.update(extra or {})
-        return h
-
-    def request(self, method, path, body=None, extra=None):
-        headers = self.headers(path, extra)
-        if body is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            headers["Origin"] = self.origin
-        for attempt in (1, 2):
-            if self.connection is None:
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=180)
-            try:
-                self.connection.request(method, path, body=body, headers=headers)
-                response = self.connection.getresponse()
-                text = response.read().decode(errors="replace")
-                break
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, http.client.CannotSendRequest):
-                self.connection.close()
-                self.connection = None
-                if attempt == 2:
-                    raise
-        for header, value in response.getheaders():
-            if header.lower() == "set-cookie":
-                self.store(value, path)
-        if response.will_close:
-            self.connection.close()
-            self.connection = None
-        return response.status, response.getheaders(), text
-
-    def wait_for_progress(self, url):
-        """Reads an EventSource until its event says ready (or failed)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=180)
-        try:
-            connection.request("GET", url, headers=self.headers(url, {"Accept": "text/event-stream"}))
-            response = connection.getresponse()
-            if response.status != 200:
-                raise VisitFailed(f"{url.split('?')[0]} answered {response.status}")
-            for raw in response:
-                line = raw.decode(errors="replace").strip()
-                if line.startswith("data:"):
-                    event = json.loads(line[5:])
-                    if event.get("ready") or event.get("failed"):
-                        return
-        finally:
-            connection.close()
-
-    def visit(self, path="/", deadline_s=240, reloads=0):
-        """From `path` to the user's lab answering 200; returns (ms, hops, trace): trace has a
-        (method, path without query, status, ms) for each request, and ("wait", what, "", ms)
-        for the time spent waiting as the page says (progress events, Refresh).
-        reloads: how many times the visitor, like a patient person, reloads a page that
-        answered 502/503/504 or whose progress events broke off (after 2 s; a ("reload", ...)
-        entry in the trace). With 0, such a visit fails, as a browser alone would."""
-        lab = f"/user/{self.user}/lab"
-        started = time.perf_counter()
-        method, body, hops, trace = "GET", None, 0, []
-        while True:
-            if time.perf_counter() - started > deadline_s:
-                raise VisitFailed(f"{self.user}: no lab after {deadline_s} s (at {path})")
-            if trace and trace[-1][0] == "reload":
-                if sum(1 for t in trace if t[0] == "reload") > reloads:
-                    raise VisitFailed(f"{self.user}: {trace[-1][1]}")
-                time.sleep(2)
-            sent = time.perf_counter()
-            status, headers, page = self.request(method, path, body)
-            trace.append((method, path.split("?")[0], status, (time.perf_counter() - sent) * 1000))
-            hops += 1
-            header = {k.lower(): v for k, v in headers}
-            if status in (301, 302, 303, 307, 308):
-                target = urllib.parse.urlsplit(urllib.parse.urljoin(self.origin + path, header["location"]))
-                if target.netloc and target.netloc != self.host:
-                    raise VisitFailed(f"{self.user}: redirected off the site to {header['location']}")
-                path = target.path + ("?" + target.query if target.query else "")
-                if status in (301, 302, 303):
-                    method, body = "GET", None
-                continue
-            if status in (502, 503, 504) and method == "GET":
-                trace.append(("reload", f"GET {path.split('?')[0]} answered {status}", "", 0))
-                continue
-            if status != 200:
-                raise VisitFailed(f"{self.user}: {method} {path} answered {status}: {text_of(page)}")
-            if method == "GET" and path.split("?")[0] == lab:
-                return (time.perf_counter() - started) * 1000, hops, trace
-            method, body = "GET", None
-            progress = re.search(r'new EventSource\("([^"]+)"\)', page)
-            form = Form(page)
-            waited = time.perf_counter()
-            if progress:
-                try:
-                    self.wait_for_progress(html.unescape(progress.group(1)))
-                except (VisitFailed, OSError, http.client.HTTPException) as error:
-                    trace.append(("reload", f"progress events of {path.split('?')[0]} broke off: {error}", "", 0))
-                    continue
-                trace.append(("wait", "progress events", "", (time.perf_counter() - waited) * 1000))
-            elif "refresh" in header:
-                time.sleep(float(header["refresh"].split(";")[0]))
-                trace.append(("wait", "Refresh", "", (time.perf_counter() - waited) * 1000))
-            elif form.action is not None:
-                fields = dict(form.hidden)
-                for name in form.visible:
-                    fields[name] = self.user if "user" in name else self.password if "pass" in name else ""
-                target = urllib.parse.urlsplit(urllib.parse.urljoin(self.origin + path, html.unescape(form.action)))
-                path = target.path + ("?" + target.query if target.query else "")
-                method, body = "POST", urllib.parse.urlencode(fields)
-            else:
-                raise VisitFailed(f"{self.user}: {path} is a page a browser would stop at: "
-                                  f"{text_of(page)}")
+def _safe(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:  # a benchmark reports, it does not stop
+        return f"{args[-1]}: {error!r}"
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -321,16 +142,15 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.unix_path = path
 
     def connect(self):
-        import socket
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.unix_path)
 
 
-def direct_get_ms(visitor, path, port=None, unix_socket=None):
-    """GET `path` straight from the user's server (no proxy) with the visitor's cookies, in ms."""
+def direct_get_ms(browser, path, port=None, unix_socket=None):
+    """GET `path` straight from the user's server (no proxy) with the browser's cookies, in ms."""
     connection = UnixHTTPConnection(unix_socket) if unix_socket else http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {k: v for k, v in visitor.headers(path).items() if k != "Authorization"}
+    headers = {k: v for k, v in browser.headers(path).items() if k != "Authorization"}
     try:
         started = time.perf_counter()
         connection.request("GET", path, headers=headers)
@@ -343,76 +163,27 @@ def direct_get_ms(visitor, path, port=None, unix_socket=None):
         connection.close()
 
 
-class Site:
-    """One of the two sites as the benchmark sees it."""
-
-    def __init__(self, name, port, host, password, basic, login_cookies):
-        self.name, self.port, self.host, self.password, self.basic = name, port, host, password, basic
-        self.login_cookies = login_cookies
-
-    def visitor(self, user):
-        return Visitor(self.port, self.host, user, self.password, basic=self.basic)
-
-
-# The cookies a browser has lost when its Jupyter login is gone: on hydra's side also
-# hydra-recent, which lives sync.visit_sync_interval_seconds (60 s) after the last visit that
-# reached the front.
-HYDRA = Site("hydra", 80, "localhost", PASSWORD, basic=True,
-             login_cookies=lambda user: {"hydra-jupyter", "hydra-server", "hydra-recent"})
-HUB = Site("JupyterHub", HUB_PORT, f"localhost:{HUB_PORT}", HUB_PASSWORD, basic=False,
-           login_cookies=lambda user: {f"jupyterhub-user-{user}"})
-
-
-def first_visit(site, user, reloads=0):
-    """A new user's first visit, from the site root until /user/NAME/lab answers 200."""
-    return site.visitor(user).visit("/", reloads=reloads)
-
-
-def _safe(function, *args, **kwargs):
-    try:
-        return function(*args, **kwargs)
-    except Exception as error:  # a benchmark reports, it does not stop
-        return f"{args[-1]}: {error!r}"
-
-
 # ---------------------------------------------------------------------------------------------
-# Kernel round trip over the websocket, through each proxy
+# Kernel round trip over the websocket, through each proxy (kernel_client's REST and websocket)
 
 class Route:
     """How the kernel client reaches a user's server: through the site's proxy (`port`), or
     straight to the server (a TCP port, or a Unix socket), with the same browser's cookies."""
 
-    def __init__(self, visitor, port=None, unix_socket=None):
-        from tornado import netutil
+    def __init__(self, browser, port=None, unix_socket=None):
         from tornado.simple_httpclient import SimpleAsyncHTTPClient
-        self.visitor, self.port, self.resolver = visitor, port or visitor.port, None
-        if unix_socket:
-            class UnixResolver(netutil.Resolver):
-                async def resolve(self, host, port, family=0):
-                    import socket
-                    return [(socket.AF_UNIX, unix_socket)]
-            self.resolver = UnixResolver()
+        self.browser, self.base = browser, f"http://127.0.0.1:{port or browser.port}"
+        self.resolver = unix_resolver(unix_socket) if unix_socket else None
         self.client = SimpleAsyncHTTPClient(force_instance=True, resolver=self.resolver)
+        self.prefix = f"/user/{browser.user}"
 
-    def url(self, scheme, path):
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
-
-
-async def open_kernel(route):
-    from tornado.httpclient import HTTPRequest
-    from tornado.websocket import websocket_connect
-    visitor = route.visitor
-    prefix = f"/user/{visitor.user}"
-    xsrf = visitor.cookie("_xsrf", prefix + "/")
-    headers = visitor.headers(prefix + "/api/kernels", {"X-XSRFToken": xsrf, "Origin": visitor.origin,
-                                                        "Content-Type": "application/json"})
-    response = await route.client.fetch(HTTPRequest(route.url("http", f"{prefix}/api/kernels"), method="POST",
-                                                    headers=headers, body=json.dumps({"name": "python3"})))
-    kernel = json.loads(response.body)["id"]
-    ws_headers = visitor.headers(prefix + "/api/kernels", {"Origin": visitor.origin})
-    url = route.url("ws", f"{prefix}/api/kernels/{kernel}/channels?session_id={uuid.uuid4().hex}")
-    connection = await websocket_connect(HTTPRequest(url, headers=ws_headers), resolver=route.resolver)
-    return kernel, connection
+    def headers(self, xsrf=True):
+        """The browser's headers for the kernels API (xsrf=False: for the websocket handshake)."""
+        b = self.browser
+        extra = {"Origin": b.origin}
+        if xsrf:
+            extra.update({"X-XSRFToken": b.cookies.value("_xsrf", self.prefix + "/"), "Content-Type": "application/json"})
+        return b.headers(self.prefix + "/api/kernels", extra)
 
 
 async def execute(connection, code="1+1"):
@@ -426,30 +197,21 @@ async def execute(connection, code="1+1"):
     return ms
 
 
-async def close_kernel(route, kernel, connection):
-    from tornado.httpclient import HTTPRequest
-    connection.close()
-    visitor = route.visitor
-    prefix = f"/user/{visitor.user}"
-    headers = visitor.headers(prefix + "/api/kernels", {"X-XSRFToken": visitor.cookie("_xsrf", prefix + "/"),
-                                                        "Origin": visitor.origin})
-    await route.client.fetch(HTTPRequest(route.url("http", f"{prefix}/api/kernels/{kernel}"), method="DELETE", headers=headers))
-
-
 async def kernel_round_trips(routes, runs):
     """`runs` executions of 1+1 on each route, in turn, after 10 unmeasured ones each."""
-    opened = [await open_kernel(r) for r in routes]
+    opened = [await start_kernel(r.client, r.base, r.prefix, r.headers(), r.headers(xsrf=False), r.resolver) for r in routes]
     samples = [[] for _ in routes]
     try:
         for i in range(runs + 10):
             k = i % len(routes)
             for side in list(range(k, len(routes))) + list(range(k)):
-                ms = await execute(opened[side][1])
+                ms = await execute(opened[side][2])
                 if i >= 10:
                     samples[side].append(ms)
     finally:
-        for route, (kernel, connection) in zip(routes, opened):
-            await close_kernel(route, kernel, connection)
+        for route, (kernel, _, connection) in zip(routes, opened):
+            connection.close()
+            await delete_kernel(route.client, route.base, route.prefix, kernel, route.headers())
     return samples
 
 
@@ -463,108 +225,48 @@ def server_port(user, pattern):
 
 
 # ---------------------------------------------------------------------------------------------
-# Memory
-
-def proc_kib(pid, file, field):
-    """A "Field:   N kB" line of /proc/PID/FILE, in KiB (0 when the process is gone)."""
-    try:
-        for line in pathlib.Path(f"/proc/{pid}/{file}").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def pss_kib(pid):
-    """Proportional set size: shared pages divided among their users (sums add up)."""
-    return proc_kib(pid, "smaps_rollup", "Pss")
-
-
-def rss_kib(pid):
-    return proc_kib(pid, "status", "VmRSS")
-
-
-def pids(*pgrep_args):
-    return [int(p) for p in sh("pgrep", *pgrep_args, check=False).stdout.split()]
-
-
-def mib(kib):
-    return kib / 1024
-
-
-# ---------------------------------------------------------------------------------------------
 # A class's open notebooks: the same websocket crowd through each proxy (issue 13)
 
 CROWD = HERE.parent / "Tests/Integration/websocket_crowd.py"
 CROWD_PATH = "api/events/subscribe"  # the websocket every open JupyterLab holds
 
 
-class Meanwhile(Bystander):
-    """load_support's Bystander (another person using the site meanwhile, in a thread of their
-    own) for either site, through a Visitor: a warm visit (site root until the lab answers) and
-    a GET of their server's api/status in turn, 0.1 s apart, timed apart in ms."""
-
-    def __init__(self, visitor):
-        super().__init__(visitor, visitor.user)
-        self.by_kind = {"visit": [], "api": []}
-
-    def run(self):
-        api = f"/user/{self.user}/api/status"
-        turn = 0
-        while not self.stopping.is_set():
-            kind = "visit" if turn % 2 == 0 else "api"
-            started = time.perf_counter()
-            try:
-                if kind == "visit":
-                    self.browser.visit("/", deadline_s=60)
-                else:
-                    status, _, body = self.browser.request("GET", api)
-                    if status != 200:
-                        raise VisitFailed(f"{api} answered {status}: {text_of(body)}")
-                self.by_kind[kind].append((time.perf_counter() - started) * 1000)
-            except Exception as error:  # a benchmark reports, it does not stop
-                self.errors.append(f"{kind} after {time.perf_counter() - started:.1f} s: {error!r}"[:200])
-            self.samples.append(time.perf_counter() - started)
-            turn += 1
-            time.sleep(0.1)
-
-    def figures(self):
-        """kind -> (p50 ms, p99 ms, how many)."""
-        return {kind: (*summary(samples), len(samples)) if samples else (0, 0, 0) for kind, samples in self.by_kind.items()}
+def meanwhile_figures(bystander):
+    """kind -> (p50 ms, p99 ms, how many) of a Bystander's visits and API calls that succeeded."""
+    return {kind: (*summary([s * 1000 for s in samples]), len(samples)) if samples else (0, 0, 0)
+            for kind, samples in bystander.by_kind.items()}
 
 
 def proxy_memory(parts):
     """part -> (PSS in KiB, number of processes), for a dict part -> pids."""
-    return {part: (sum(pss_kib(p) for p in found), len(found)) for part, found in parts.items()}
+    return {part: (memory_kib(found), len(found)) for part, found in parts.items()}
 
 
 def into_labs(site, names):
     """Each of `names` visits the site from its root until their lab answers, 8 at a time (a
-    visitor reloads a broken page up to 3 times); returns the visitors who got there, the
+    visitor reloads a broken page up to 3 times); returns the browsers that got there, the
     failures, and the seconds it took."""
     def one(name):
-        visitor = site.visitor(name)
-        visitor.visit("/", reloads=3)
-        return visitor
+        browser = site.visitor(name)
+        to_lab(browser, reloads=3)
+        return browser
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(lambda n: _safe(one, n), names))
-    return ([o for o in outcomes if isinstance(o, Visitor)], [o for o in outcomes if isinstance(o, str)],
+    return ([o for o in outcomes if isinstance(o, Browser)], [o for o in outcomes if isinstance(o, str)],
             time.perf_counter() - started)
 
 
-def websocket_crowd(visitors, watcher, proxy_layer, per_person, hold):
-    """`per_person` websockets to CROWD_PATH for each visitor (with that browser's credentials),
-    through the visitors' site and its proxy, opened 64 at a time, held `hold` seconds and
-    pinged every 10 s by Tests/Integration/websocket_crowd.py, while `watcher` uses the same
-    site (Meanwhile). proxy_layer() names the proxy's processes (part -> pids); their PSS is
-    taken before, 10 s into the hold (at most half of it), and 5 s after the crowd closed them."""
-    site = visitors[0]
+def websocket_crowd(browsers, watcher, proxy_layer, per_person, hold):
+    """`per_person` websockets to CROWD_PATH for each browser (with its credentials), through
+    the browsers' site and its proxy, opened 64 at a time, held `hold` seconds and pinged every
+    10 s by Tests/Integration/websocket_crowd.py, while `watcher` uses the same site (a
+    Bystander). proxy_layer() names the proxy's processes (part -> pids); their PSS is taken
+    before, 10 s into the hold (at most half of it), and 5 s after the crowd closed them."""
+    site = browsers[0]
     spec = {"site": f"http://127.0.0.1:{site.port}", "path": CROWD_PATH, "per_person": per_person, "hold": hold, "ping": 10,
-            "people": [{"user": v.user, "headers": v.headers(f"/user/{v.user}/{CROWD_PATH}", {"Origin": v.origin})}
-                       for v in visitors]}
-    result = {"before": proxy_memory(proxy_layer()), "people": len(visitors), "per_person": per_person, "hold": hold}
+            "people": [{"user": b.user, "headers": websocket_headers(b, f"/user/{b.user}/{CROWD_PATH}")} for b in browsers]}
+    result = {"before": proxy_memory(proxy_layer()), "people": len(browsers), "per_person": per_person, "hold": hold}
     started = time.perf_counter()
     crowd = subprocess.Popen([sys.executable, str(CROWD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -575,12 +277,12 @@ def websocket_crowd(visitors, watcher, proxy_layer, per_person, hold):
             raise RuntimeError(f"websocket_crowd.py ended before opening its websockets (exit {crowd.wait(30)})")
         result["open"] = json.loads(line)
         result["open_seconds"] = time.perf_counter() - started
-        with Meanwhile(watcher) as meanwhile:
+        with Bystander(watcher, watcher.user) as meanwhile:
             time.sleep(min(10, hold / 2))
             result["held"] = proxy_memory(proxy_layer())
             line = crowd.stdout.readline()
         result["done"] = json.loads(line) if line else {"error": f"websocket_crowd.py ended early (exit {crowd.wait(30)})"}
-        result["meanwhile"], result["meanwhile_errors"] = meanwhile.figures(), meanwhile.errors
+        result["meanwhile"], result["meanwhile_errors"] = meanwhile_figures(meanwhile), [e[:200] for e in meanwhile.errors]
     finally:
         if crowd.poll() is None:
             try:
@@ -692,14 +394,14 @@ def hydra_own_figures():
     daemon = mod_proxy_fcgi_site()
     try:
         # mod_fcgid starts its processes gradually: warm up, then measure the steady state.
-        wrk(f"{SITE_URL}/hydra/whoami", seconds=3, auth=f"ada:{PASSWORD}")
+        wrk_ms(f"{SITE_URL}/hydra/whoami", seconds=3, auth=("ada", PASSWORD))
         print("| target | req/s | p50 | p99 | non-2xx |\n|---|---|---|---|---|")
         for connections in (4, 16):
-            for name, url, auth in [("hydra-cgi /hydra/whoami (LDAP Basic auth), mod_fcgid", f"{SITE_URL}/hydra/whoami", f"ada:{PASSWORD}"),
+            for name, url, auth in [("hydra-cgi /hydra/whoami (LDAP Basic auth), mod_fcgid", f"{SITE_URL}/hydra/whoami", ("ada", PASSWORD)),
                                     ("hydra-cgi /hydra/whoami (LDAP Basic auth), mod_proxy_fcgi + hydra-cgi --socket",
-                                     "http://localhost:8083/hydra/whoami", f"ada:{PASSWORD}"),
+                                     "http://localhost:8083/hydra/whoami", ("ada", PASSWORD)),
                                     ("static file, same Apache (no auth)", "http://localhost:8080/static.txt", None)]:
-                rps, p50, p99, bad = wrk(url, seconds=seconds, connections=connections, auth=auth)
+                rps, p50, p99, bad = wrk_ms(url, seconds=seconds, connections=connections, auth=auth)
                 print(f"| {name}, {connections} connections | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
         time.sleep(2)
         FIGURES["daemon_pss"] = pss_kib(daemon.pid)  # setpriv execs hydra-cgi
@@ -742,10 +444,6 @@ def hop_breakdown(traces):
     shape, same = max(shapes.items(), key=lambda kv: len(kv[1]))
     parts = [f"{m} {p} {st} {statistics.median(t[k][3] for t in same):.1f}".replace("  ", " ") for k, (m, p, st) in enumerate(shape)]
     return " → ".join(parts) + (f" ({len(same)} of {len(traces)} runs took this path)" if len(same) != len(traces) else "")
-
-
-def summary(samples):
-    return statistics.median(samples), percentile(samples, 99)
 
 
 def visits_side_by_side(runs, hydra_visit, hub_visit):
@@ -792,19 +490,19 @@ def side_by_side(hub):
 
     # Warm visits: server running, user signed in.
     visitors = {"hydra": HYDRA.visitor("grace"), "hub": HUB.visitor("hubwarm")}
-    for visitor in visitors.values():
+    for browser in visitors.values():
         for _ in range(3):
-            visitor.visit("/")
+            to_lab(browser)
     runs = count(50, 10)
     results["warm"], results["warm_hops"], breakdowns["warm visit"] = visits_side_by_side(
-        runs, lambda: visitors["hydra"].visit("/"), lambda: visitors["hub"].visit("/"))
+        runs, lambda: to_lab(visitors["hydra"]), lambda: to_lab(visitors["hub"]))
 
     # The same, once hydra-recent has expired (more than a minute since the front last saw
     # this browser): hydra's front answers GET / (JupyterHub's visit is the same as above).
     def without_recent():
-        visitors["hydra"].drop({"hydra-recent"})
-        return visitors["hydra"].visit("/")
-    results["front"], results["front_hops"], traces = visits_side_by_side(runs, without_recent, lambda: visitors["hub"].visit("/"))
+        visitors["hydra"].cookies.pop("hydra-recent", None)
+        return to_lab(visitors["hydra"])
+    results["front"], results["front_hops"], traces = visits_side_by_side(runs, without_recent, lambda: to_lab(visitors["hub"]))
     breakdowns["warm visit, hydra-recent expired (the front answers)"] = {"hydra": traces["hydra"]}
     # The lab page alone, straight from each server (no proxy, a new connection each time).
     hub_port = server_port("hubwarm", "jupyterhub-singleuser")
@@ -818,8 +516,9 @@ def side_by_side(hub):
 
     # Warm visits whose Jupyter login cookie is gone (expired, or a new browser session).
     def without_login(side, site):
-        visitors[side].drop(site.login_cookies(visitors[side].user))
-        return visitors[side].visit("/")
+        for name in site.login_cookies(visitors[side].user):
+            visitors[side].cookies.pop(name, None)
+        return to_lab(visitors[side])
     results["expired"], results["expired_hops"], breakdowns["warm visit, Jupyter login cookie gone"] = visits_side_by_side(
         runs, lambda: without_login("hydra", HYDRA), lambda: without_login("hub", HUB))
     print("\n## Warm visits (site root until the lab page answers 200), alternating\n")
@@ -846,10 +545,10 @@ def side_by_side(hub):
     for i in range(rounds):
         a, b = alternate(
             i,
-            lambda: wrk("http://localhost/user/grace/api/status", seconds=seconds, connections=connections, auth=f"grace:{PASSWORD}",
-                        headers=[f"Cookie: {grace.cookie_header('/user/grace/api/status')}"]),
-            lambda: wrk(f"http://127.0.0.1:{HUB_PORT}/user/hubwarm/api/status", seconds=seconds, connections=connections,
-                        headers=[f"Cookie: {hubwarm.cookie_header('/user/hubwarm/api/status')}"]))
+            lambda: wrk_ms("http://localhost/user/grace/api/status", seconds=seconds, connections=connections, auth=("grace", PASSWORD),
+                           headers=[f"Cookie: {grace.cookies.header('/user/grace/api/status')}"]),
+            lambda: wrk_ms(f"http://127.0.0.1:{HUB_PORT}/user/hubwarm/api/status", seconds=seconds, connections=connections,
+                           headers=[f"Cookie: {hubwarm.cookies.header('/user/hubwarm/api/status')}"]))
         through["hydra"].append(a)
         through["hub"].append(b)
         for name, (rps, p50, p99, bad) in (("Apache (mod_proxy) + hydra-gate", a), ("configurable-http-proxy (node)", b)):
@@ -880,7 +579,7 @@ def side_by_side(hub):
         herd = {name: site.visitor(name) for name in names}
 
         def herd_visit(name):
-            return herd[name].visit("/", reloads=3)
+            return to_lab(herd[name], reloads=3)
         with concurrent.futures.ThreadPoolExecutor(size) as pool:
             outcomes = list(pool.map(lambda n: _safe(herd_visit, n), names))
         herd_in_lab[side] = [herd[n] for n, o in zip(names, outcomes) if isinstance(o, tuple)]
@@ -888,7 +587,7 @@ def side_by_side(hub):
             # The front's processes right after its herd (mod_fcgid ends them once idle for a
             # minute: by the end of JupyterHub's herd they may be gone).
             front = pids("-f", str(PREFIX / "hydra-cgi"))
-            front_burst = (sum(pss_kib(p) for p in front), len(front))
+            front_burst = (memory_kib(front), len(front))
         reached = [o for o in outcomes if isinstance(o, tuple)]
         strict = [o for o in reached if not any(t[0] == "reload" for t in o[2])]
         pattern = "jupyter-lab" if side == "hydra" else "jupyterhub-singleuser"
@@ -911,7 +610,7 @@ def side_by_side(hub):
     # Memory at rest: every user above still has a running server.
     time.sleep(5)
     apache = pids("-x", "apache2")
-    apache_pss = (sum(pss_kib(p) for p in apache), len(apache))
+    apache_pss = (memory_kib(apache), len(apache))
     hub_pids = hub.pids()
     hydra_users = [f"crowd{i:02d}" for i in range(size)] + [f"herd{20 + i:02d}" for i in range(count(5, 2))] + ["grace"]
     hub_users = [f"hubherd{i:02d}" for i in range(size)] + [f"hubfirst{i}" for i in range(count(5, 2))] + ["hubwarm"]
@@ -921,7 +620,7 @@ def side_by_side(hub):
         for user in users:
             found = pids("-u", user, "-f", pattern)
             if found:
-                pss.append(sum(pss_kib(p) for p in found))
+                pss.append(memory_kib(found))
                 rss.append(sum(rss_kib(p) for p in found))
         return (statistics.median(pss), len(pss), statistics.median(rss)) if pss else (0, 0, 0)
     # mod_fcgid keeps the processes a burst started until they have been idle for
@@ -932,10 +631,10 @@ def side_by_side(hub):
     settled = pids("-f", str(PREFIX / "hydra-cgi"))
     results["memory"] = {
         "front_burst": front_burst,
-        "front": (sum(pss_kib(p) for p in settled), len(settled)),
+        "front": (memory_kib(settled), len(settled)),
         "apache": apache_pss,
-        "gate": sum(pss_kib(p) for p in pids("-f", str(PREFIX / "hydra-gate"))),
-        "hub": (sum(pss_kib(p) for p in hub_pids), len(hub_pids)),
+        "gate": memory_kib(pids("-f", str(PREFIX / "hydra-gate"))),
+        "hub": (memory_kib(hub_pids), len(hub_pids)),
         "hub_only": pss_kib(hub_pids[0]) if hub_pids else 0,
         "user_hydra": per_user(hydra_users, "jupyter-lab"),
         "user_hub": per_user(hub_users, "jupyterhub-singleuser"),

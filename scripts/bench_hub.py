@@ -18,6 +18,9 @@ import time
 import urllib.error
 import urllib.request
 
+from hydra_site import stop_process
+from load_support import pids
+
 HUB_ENV = pathlib.Path(os.environ.get("HYDRA_BENCH_HUB_ENV", "/opt/hydra/bench-hub"))
 HUB_DIR = pathlib.Path("/var/lib/bench-hub")
 HUB_LOG = pathlib.Path("/var/log/bench-hub.log")
@@ -138,8 +141,7 @@ class Hub:
         """The hub and its proxy (the proxy is the hub's child): [hub, proxy]."""
         if not self.process:
             return []
-        children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout.split()
-        proxy = [int(p) for p in children
+        proxy = [p for p in pids("-P", str(self.process.pid))
                  if "configurable-http-proxy" in pathlib.Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
         return [self.process.pid] + proxy
 
@@ -154,10 +156,4 @@ class Hub:
             return error.code
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace=20)

@@ -35,13 +35,31 @@ extension Front {
         }
         let now = Date()
         let activity = link.people()
-        let supervision = Supervision(config: config)
-        if let settings = config.slurmJobs {
-            let (servers, slurmError) = jobRows(settings, activity: activity, now: now)
-            return adminResponse(request, admin: admin, xsrf: xsrf, servers: servers, runs: "Servers run as \(settings.summary).",
-                                 extra: ["slurmError": slurmError ?? false], activity: activity, now: now)
+        let census = ServerCensus(config: config, accounts: accounts)
+        // Servers of local profiles have a socket here; those of Slurm profiles are jobs.
+        var servers: [[String: Any]] = config.profiles.contains(where: { $0.backend == .local }) ? localRows(census, activity: activity, now: now) : []
+        var slurmError: String?
+        if let settings = config.clusterSlurm {
+            let jobs: [[String: Any]]
+            (jobs, slurmError) = jobRows(settings, census: census, activity: activity, now: now)
+            servers += jobs
         }
-        let servers = ServerCensus(config: config, accounts: accounts).servers().map { server -> [String: Any] in
+        let runs = config.hasProfiles
+            ? "Profiles: " + config.profiles.map { "\($0.name) (\(Self.summary(of: config.applying($0))))" }.joined(separator: "; ") + "."
+            : "Servers run as \(Self.summary(of: config))."
+        return adminResponse(request, admin: admin, xsrf: xsrf, servers: servers, runs: runs,
+                             extra: ["slurmError": slurmError ?? false, "showProfiles": config.hasProfiles], activity: activity, now: now)
+    }
+
+    /// How servers of this configuration run, in words.
+    static func summary(of config: HydraConfig) -> String {
+        config.slurmJobs?.summary ?? Supervision(config: config).summary
+    }
+
+    /// Each server with a socket on this machine, with what its processes use now.
+    func localRows(_ census: ServerCensus, activity: [String: PersonActivity]?, now: Date) -> [[String: Any]] {
+        let supervision = Supervision(config: config)
+        return census.servers().map { server -> [String: Any] in
             let seen = activity?[server.name].map { Date(timeIntervalSince1970: $0.lastActivity) }
             let runsAs = switch supervision.mode {
             case .systemd: "systemd unit " + ((try? UserName(server.name)).map { SystemdUnit.name(for: $0) } ?? "?")
@@ -55,15 +73,14 @@ extension Front {
                 // The counts of the server's own unit; a detached server has none of its own.
                 "limits": supervision.mode == .systemd ? server.pid.flatMap { LimitEvents.read(serverPID: $0)?.summary } ?? "unknown"
                     : "(detached: the kernel names the limit)",
+                "profile": server.profile ?? "?",
             ]
         }
-        return adminResponse(request, admin: admin, xsrf: xsrf, servers: servers, runs: supervision.summary, extra: [:],
-                             activity: activity, now: now)
     }
 
     /// Each hydra job of the cluster (named hydra-NAME by its owner NAME), running or queued.
     /// Memory and CPU time are the node's to know: Slurm's accounting (sstat) where a site has it.
-    func jobRows(_ settings: SlurmSettings, activity: [String: PersonActivity]?, now: Date) -> ([[String: Any]], String?) {
+    func jobRows(_ settings: SlurmSettings, census: ServerCensus, activity: [String: PersonActivity]?, now: Date) -> ([[String: Any]], String?) {
         let jobs: [SlurmClient.Job]
         do throws(SlurmFailure) {
             jobs = try SlurmClient(settings: settings).queue()
@@ -81,6 +98,7 @@ extension Front {
                 "websockets": activity?[job.user]?.openWebsockets ?? 0,
                 "runsAs": running ? "Slurm job \(job.id) on \(job.node)" : "Slurm job \(job.id), \(job.state.lowercased()) (\(job.reason))",
                 "limits": "(Slurm's)",
+                "profile": census.profile(of: job.user) ?? "?",
             ]
         }
         return (rows, nil)
@@ -115,7 +133,7 @@ extension Front {
             logger.warning("incident \(id): a Stop of \(target) in the name of \(admin) was refused: \(refusal)", metadata: ["user": "\(admin)"])
             incidents.record(.init(id: id, user: admin.value, time: Date().timeIntervalSince1970,
                                    detail: "A Stop of \(target) was refused and nothing was stopped: \(refusal)."))
-            return page(403, "stale-form", title: "This form has expired")
+            return page(403, "stale-form", title: "This form has expired", values: ["page": "/hydra/admin"])
         }
         guard let target = request.formValue("user"), let name = try? UserName(target) else {
             return page(400, "not-found", title: "No such server")

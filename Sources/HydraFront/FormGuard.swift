@@ -12,6 +12,7 @@ package struct FormGuard: Sendable {
     /// The form a token is for: a token for one never passes for another.
     package enum Purpose: String, Sendable {
         case adminStop = "admin-stop"
+        case profile
     }
 
     /// The key: 32 random bytes in the front's own folder (root's, the web server's group;

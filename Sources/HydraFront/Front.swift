@@ -24,8 +24,9 @@ package struct Front: Sendable {
     /// Where the site's metrics go (hydra-gate keeps them).
     package let link: GateLink
     package let incidents: IncidentLog
-    /// The check every state-changing form passes (the admin's Stop).
+    /// The check every state-changing form passes (the admin's Stop, a profile's choice).
     package let forms: FormGuard
+    let choices: ProfileChoices
 
     package init(config: HydraConfig, logger: Logger, helpers: (any HelperRunning)? = nil, accounts: any AccountDatabase = SystemAccounts()) {
         self.config = config
@@ -37,6 +38,7 @@ package struct Front: Sendable {
         self.link = GateLink(config: config)
         self.incidents = IncidentLog(config: config)
         self.forms = FormGuard(config: config)
+        self.choices = ProfileChoices(config: config)
     }
 
     package func handle(_ request: FrontRequest) -> FrontResponse {
@@ -55,6 +57,12 @@ package struct Front: Sendable {
             return withAdmin(request) { admin in adminStop(request, admin: admin) }
         case "/hydra/metrics":
             return metricsPage(request)
+        case "/hydra/profile":
+            switch request.method {
+            case "GET", "HEAD": return withUser(request) { name, _ in profileSwitchPage(request, name: name) }
+            case "POST": return withUser(request) { name, _ in chooseProfile(request, name: name) }
+            default: return page(405, "not-found", title: "Not allowed")
+            }
         case "/":
             guard request.method == "GET" || request.method == "HEAD" else {
                 return page(405, "not-found", title: "Not allowed")
@@ -88,7 +96,9 @@ package struct Front: Sendable {
         }
     }
 
-    func visit(_ request: FrontRequest, name: UserName) -> FrontResponse {
+    /// `profile`: the person's choice just posted (their server is started with it, replacing a
+    /// running one of another profile); nil for a visit to `/`.
+    func visit(_ request: FrontRequest, name: UserName, profile chosen: String? = nil) -> FrontResponse {
         let started = monotonicSeconds()
         let https = request.isHTTPS || config.site.publicURL.lowercased().hasPrefix("https:")
         if request.queryValue("logged_out") != nil {
@@ -120,7 +130,7 @@ package struct Front: Sendable {
                         logger.info("addldapuser prepared: \(LogSafe.quote(answer.actions.joined(separator: "; "), limit: 600))", metadata: ["user": "\(name)"])
                     }
                 }
-            } else if let account, let server = RunningServer(name, uid: account.uid, config: config) {
+            } else if chosen == nil, let account, let server = RunningServer(name, uid: account.uid, config: config) {
                 if let notice = limitNotice(name, server: server) { return notice }
                 // Jupyter sends a browser whose login cookie it does not accept back here with
                 // `next`: that one always gets the auto-login page, so there is no loop.
@@ -133,6 +143,15 @@ package struct Front: Sendable {
                     return response
                 }
             }
+            let profile: String?
+            if let chosen {
+                profile = chosen
+            } else {
+                switch profileForStart(name) {
+                case .use(let remembered): profile = remembered
+                case .ask(let choicePage): return choicePage
+                }
+            }
             let runtime = RuntimeDirectory(base: config.server.runtimeDir)
             guard let turn = try gate.userTurn(name) else {
                 return startingPage(name, reason: "Your notebook server is starting.")
@@ -141,7 +160,7 @@ package struct Front: Sendable {
             let listening = try account.map { ServerSocket.isListening(in: try DirectoryHandle.open(runtime.path(for: name)), ownerUID: $0.uid) } ?? false
             if !listening {
                 // A Slurm job's memory is its node's, not this machine's.
-                if config.slurmJobs == nil, let page = noRoomPage(name) { return page }
+                if startsLocally(name, profile: profile), let page = noRoomPage(name) { return page }
                 guard let slot = try gate.startSlot() else {
                     link.send(.startDeferred)
                     logger.info("start deferred: \(gate.slots) servers are starting", metadata: ["user": "\(name)"])
@@ -150,7 +169,7 @@ package struct Front: Sendable {
                 held.append(slot)
             }
             refreshMirrors()
-            let (outcome, startAnswer) = try withExtendedLifetime(held) { try runStart(name) }
+            let (outcome, startAnswer) = try withExtendedLifetime(held) { try runStart(name, profile: profile) }
             if outcome.abandoned {
                 logger.info("stopped waiting for the start (the front is exiting, or it took \(Int(HelperCalls.longestVisitWaitSeconds)) s); it goes on and the visit reloads",
                             metadata: ["user": "\(name)"])
@@ -165,25 +184,29 @@ package struct Front: Sendable {
             }
             if outcome.exitStatus == .waiting, let queued = startAnswer?.queued {
                 logger.info("visit: job \(queued.id) queued (\(queued.state), \(queued.reason))", metadata: ["user": "\(name)"])
+                // The reloads of the starting page go on with the same choice while the job waits.
+                if let profile { try? choices.remember(profile, for: name) }
                 return startingPage(name, reason: Self.queuedReason(queued), refreshSeconds: 5)
             }
             if let failure = failurePage(for: outcome, name: name, action: "ipynb-launch start") { return failure }
             guard let answer = startAnswer, answer.token.count >= 32 else {
                 return incident(name, "ipynb-launch start gave no usable answer: \(outcome.message)")
             }
-            switch (answer.place, config.slurmJobs) {
-            case (.job(let job), _?):
+            let backends = Set(config.profiles.map(\.backend))
+            switch answer.place {
+            case .job(let job) where backends.contains(.slurm):
                 // hydra-gate connects there (after checking it against the cluster): written here,
                 // in the front's own folder, from the helper's answer, never by the person.
                 guard let endpoint = job.endpoint else {
                     return incident(name, "ipynb-launch start named no job endpoint: \(outcome.message)")
                 }
                 try endpoint.write(for: name, config: config)
-            case (.local, nil):
-                break
+            case .local where backends.contains(.local):
+                // A server here now: the gate no longer looks for a job of theirs (a profile changed).
+                if backends.contains(.slurm) { JobEndpoint.remove(for: name, config: config) }
             default:
                 // The gate routes by the front's configuration: a server it would not find is no lab.
-                return incident(name, "ipynb-launch start answered with a server at \(answer.place.location), which server.backend = \"\(config.server.backend)\" does not route to")
+                return incident(name, "ipynb-launch start answered with a server at \(answer.place.location), which no profile of hydra.toml runs")
             }
             logger.info("visit: \(answer.outcome) server", metadata: [
                 "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))", "start_ms": "\(Int(outcome.seconds * 1000))"])
@@ -236,15 +259,15 @@ package struct Front: Sendable {
     /// `ipynb-launch start`, counted for the metrics: the helper's outcome and its decoded answer
     /// (nil when it gave none). A course that could not be synced leaves the user's files as
     /// they were; the admin hears why.
-    func runStart(_ name: UserName) throws -> (HelperCalls.Outcome, LaunchReport?) {
-        let outcome = try helpers.startServer(name)
+    func runStart(_ name: UserName, profile: String? = nil) throws -> (HelperCalls.Outcome, LaunchReport?) {
+        let outcome = try helpers.startServer(name, profile: profile)
         guard !outcome.abandoned else { return (outcome, nil) }
         link.send(.helper(name: "ipynb-launch start", exitStatus: outcome.status))
         guard let answer = outcome.decode(LaunchReport.self) else {
             link.send(.start(outcome: "failed", seconds: outcome.seconds))
             return (outcome, nil)
         }
-        link.send(.start(outcome: answer.outcome.rawValue, seconds: outcome.seconds))
+        link.send(.start(outcome: answer.outcome.rawValue, seconds: outcome.seconds, profile: answer.profile))
         for sync in answer.sync {
             link.send(.courseSync(folder: sync.folder, ok: sync.error == nil))
             if let error = sync.error {

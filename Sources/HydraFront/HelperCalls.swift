@@ -9,8 +9,8 @@ import FoundationEssentials
 package protocol HelperRunning: Sendable {
     /// `addldapuser --json -- NAME`, as root.
     func addLDAPUser(_ name: UserName) throws -> HelperCalls.Outcome
-    /// `ipynb-launch start --json --lock-timeout 0`, as the person.
-    func startServer(_ name: UserName) throws -> HelperCalls.Outcome
+    /// `ipynb-launch start --json --lock-timeout 0 [--profile NAME]`, as the person.
+    func startServer(_ name: UserName, profile: String?) throws -> HelperCalls.Outcome
     /// `ipynb-launch stop --json`, as the person (an admin's Stop button).
     func stopServer(_ name: UserName) throws -> HelperCalls.Outcome
 }
@@ -63,15 +63,16 @@ package struct HelperCalls: HelperRunning {
                  timeout: Double(config.ldap.timeoutSeconds) * 3 + 10)
     }
 
-    package func startServer(_ name: UserName) throws -> Outcome {
+    package func startServer(_ name: UserName, profile: String?) throws -> Outcome {
         let timeout = Double(config.server.startTimeoutSeconds + config.sync.fetchTimeoutSeconds * max(1, config.courses.count) + 15)
         // A start outlives a restart of the front, and a visit that waited as long as Apache lets
         // it: the visit gets the "starting" page, which reloads, meanwhile.
         let giveUp = monotonicSeconds() + Self.longestVisitWaitSeconds
         // A person can hold their own lock (their runtime directory is theirs): no wait for it,
         // exit 3 instead, so the visit's start slot goes to the next person at once.
+        let choice = profile.map { ["--profile", $0] } ?? []
         return try sudo(["-u", name.value, "\(directory)/ipynb-launch", "start", "--json",
-                         "--lock-timeout", "\(ServerManager.frontLockPatienceSeconds)"], timeout: timeout,
+                         "--lock-timeout", "\(ServerManager.frontLockPatienceSeconds)"] + choice, timeout: timeout,
                         abandonWhen: { FastCGI.isStopping || monotonicSeconds() > giveUp })
     }
 

@@ -44,7 +44,7 @@ package final class Gate: Sendable {
         self.metrics = SiteMetrics(config: config, admission: admission)
         self.logger = logger
         self.webGroupID = webGroup.gid
-        self.cluster = config.slurmJobs.map { ClusterView(settings: $0, logger: logger) }
+        self.cluster = config.clusterSlurm.map { ClusterView(settings: $0, logger: logger) }
         do {
             self.tls = cluster == nil ? nil : try PinnedServer.context()
         } catch {
@@ -119,9 +119,9 @@ package final class Gate: Sendable {
                   runtime.isReady(for: person, uid: current, webGID: webGroupID) else { return .failure(.absent) }
             uid = current
         }
-        if let cluster {
-            guard let (endpoint, written) = JobEndpoint.read(for: person, config: config),
-                  cluster.allows(endpoint, written: written, for: person) else { return .failure(.absent) }
+        // A job's server where the front wrote an endpoint (a Slurm profile), else the socket here.
+        if let cluster, let (endpoint, written) = JobEndpoint.read(for: person, config: config) {
+            guard cluster.allows(endpoint, written: written, for: person) else { return .failure(.absent) }
             return .success(.node(address: endpoint.address, port: endpoint.port, pin: endpoint.pin))
         }
         guard let directory = try? DirectoryHandle.open(runtime.path(for: person)) else { return .failure(.absent) }

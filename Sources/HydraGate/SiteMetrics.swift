@@ -18,6 +18,7 @@ package final class SiteMetrics: Sendable {
     private let frontDirectory: String
     private let startSlots: Int
     private let courseFolders: Set<String>
+    private let profileNames: Set<String>
 
     static let startDuration = "hydra_start_duration_seconds"
 
@@ -31,6 +32,7 @@ package final class SiteMetrics: Sendable {
         frontDirectory = "\(config.server.runtimeDir)/\(RuntimeDirectory.frontDirectoryName)"
         startSlots = config.server.maxConcurrentStarts
         courseFolders = Set(config.courses.map(\.folder))
+        profileNames = Set(config.profiles.map(\.name))
     }
 
     /// Counts one event from the front. Its words become label values only when they look like
@@ -39,8 +41,9 @@ package final class SiteMetrics: Sendable {
         switch event {
         case .visit(let outcome):
             count("hydra_visits_total", [("outcome", Self.word(outcome))])
-        case .start(let outcome, let seconds):
-            count("hydra_starts_total", [("outcome", Self.word(outcome))])
+        case .start(let outcome, let seconds, let profile):
+            let label = profile.map { profileNames.contains($0) ? $0 : "other" } ?? "none"
+            count("hydra_starts_total", [("outcome", Self.word(outcome)), ("profile", label)])
             if outcome == "started" || outcome == "replaced" {
                 Recorder(label: Self.startDuration, dimensions: [], aggregate: true, factory: factory).record(max(0, seconds))
             }
@@ -70,7 +73,7 @@ package final class SiteMetrics: Sendable {
     package func exposition() -> [UInt8] {
         // The usual Prometheus idiom: 1, labelled with the version this gate was built as.
         gauge("hydra_build_info", 1, [("version", HydraBuild.version)])
-        gauge("hydra_running_servers", census.socketOwners().count)
+        for (profile, running) in census.serversByProfile() { gauge("hydra_running_servers", running, [("profile", profile)]) }
         gauge("hydra_starts_in_progress", startsInProgress())
         let usage = admission.siteUsage
         gauge("hydra_gate_open_websockets", usage.websockets)

@@ -59,6 +59,20 @@ package struct Pages: Sendable {
             <p>{{reason}} This page reloads by itself in a moment.</p>
             <p class="muted"><a href="/">Reload now</a></p>
             """,
+        "profile": """
+            <h1>{{#switching}}Change your notebook server's profile{{/switching}}{{^switching}}Choose your notebook server{{/switching}}</h1>
+            {{#switching}}<p>Your notebook server will be <strong>restarted</strong> with the profile you choose: save your open
+            notebooks first (what is not saved is lost; your files stay as they are).</p>{{/switching}}
+            {{^several}}<p>Your account may use one profile only.</p>{{/several}}
+            <form method="post" action="/hydra/profile">
+            {{#profiles}}<p><label><input type="radio" name="profile" value="{{name}}"{{#checked}} checked{{/checked}}>
+            <strong>{{title}}</strong></label>{{#description}}<br><span class="muted">{{description}}</span>{{/description}}</p>
+            {{/profiles}}
+            <input type="hidden" name="_xsrf" value="{{xsrf}}">
+            <p><button type="submit">{{#switching}}Restart with this profile{{/switching}}{{^switching}}Start{{/switching}}</button></p>
+            </form>
+            {{#switching}}<p class="muted"><a href="/">Back to my notebooks without a change</a></p>{{/switching}}
+            """,
         "logged-out": """
             <h1>You are logged out</h1>
             <p>Your notebooks are saved, and your server may keep running your code for a while.</p>
@@ -125,8 +139,8 @@ package struct Pages: Sendable {
             {{#gateDown}}<p class="error">hydra-gate does not answer: last activity is unknown, and nobody can reach their server.</p>{{/gateDown}}
             <h2>Running servers: {{serverCount}}</h2>
             <table id="servers">
-            <tr><th>Person</th><th>Since</th><th>Memory</th><th>CPU time</th><th>Kernels</th><th>Last activity</th><th>Open websockets</th><th>Runs as</th><th>Limits hit</th><th></th></tr>
-            {{#servers}}<tr data-user="{{name}}"><td>{{name}}</td><td>{{since}}</td><td>{{memory}}</td><td>{{cpu}}</td><td>{{kernels}}</td>
+            <tr><th>Person</th>{{#showProfiles}}<th>Profile</th>{{/showProfiles}}<th>Since</th><th>Memory</th><th>CPU time</th><th>Kernels</th><th>Last activity</th><th>Open websockets</th><th>Runs as</th><th>Limits hit</th><th></th></tr>
+            {{#servers}}<tr data-user="{{name}}"><td>{{name}}</td>{{#showProfiles}}<td class="profile">{{profile}}</td>{{/showProfiles}}<td>{{since}}</td><td>{{memory}}</td><td>{{cpu}}</td><td>{{kernels}}</td>
             <td>{{lastActivity}}</td><td>{{websockets}}</td><td>{{runsAs}}</td><td>{{limits}}</td>
             <td><form method="post" action="/hydra/admin/stop"><input type="hidden" name="user" value="{{name}}">
             <input type="hidden" name="_xsrf" value="{{xsrf}}"><button type="submit" name="stop" value="{{name}}">Stop</button></form></td></tr>
@@ -162,7 +176,7 @@ package struct Pages: Sendable {
             """,
         "stale-form": """
             <h1>This form has expired</h1>
-            <p>Nothing was changed. <a href="/hydra/admin">Open the admin page again</a> and repeat the action there.</p>
+            <p>Nothing was changed. <a href="{{page}}">Open the page again</a> and repeat the action there.</p>
             """,
         "not-found": """
             <h1>Not found</h1>

@@ -23,8 +23,8 @@ package final class FakeHelpers: HelperRunning {
         state.withLock { $0.calls.append("addldapuser \(name)"); return $0.addLDAPUser }
     }
 
-    package func startServer(_ name: UserName) throws -> HelperCalls.Outcome {
-        state.withLock { $0.calls.append("start \(name)"); return $0.start }
+    package func startServer(_ name: UserName, profile: String?) throws -> HelperCalls.Outcome {
+        state.withLock { $0.calls.append("start \(name)" + (profile.map { " --profile \($0)" } ?? "")); return $0.start }
     }
 
     package func stopServer(_ name: UserName) throws -> HelperCalls.Outcome {

@@ -44,9 +44,10 @@ final class SiteMetricsTests {
         let (_, link) = try running()
         for _ in 0..<3 { link.send(.visit(outcome: "autologin")) }
         link.send(.visit(outcome: "lab"))
-        link.send(.start(outcome: "started", seconds: 2.5))
-        link.send(.start(outcome: "started", seconds: 40))
-        link.send(.start(outcome: "reused", seconds: 0.2))
+        link.send(.start(outcome: "started", seconds: 2.5, profile: "default"))
+        link.send(.start(outcome: "started", seconds: 40, profile: "default"))
+        link.send(.start(outcome: "reused", seconds: 0.2, profile: "invented"))   // not a configured profile: "other"
+        link.send(.start(outcome: "failed", seconds: 1))                          // no answer, no profile
         link.send(.helper(name: "addldapuser", exitStatus: 0))
         link.send(.courseSync(folder: "tutorials", ok: true))
         link.send(.courseSync(folder: "somebody's invention", ok: false))
@@ -56,15 +57,16 @@ final class SiteMetricsTests {
         #expect(found[#"hydra_visits_total{outcome="autologin"}"#] == 3)
         #expect(found[#"hydra_visits_total{outcome="lab"}"#] == 1)
         #expect(found[#"hydra_visits_total{outcome="other"}"#] == 1)
-        #expect(found[#"hydra_starts_total{outcome="started"}"#] == 2)
-        #expect(found[#"hydra_starts_total{outcome="reused"}"#] == 1)
+        #expect(found[#"hydra_starts_total{outcome="started",profile="default"}"#] == 2)
+        #expect(found[#"hydra_starts_total{outcome="reused",profile="other"}"#] == 1)
+        #expect(found[#"hydra_starts_total{outcome="failed",profile="none"}"#] == 1)
         #expect(found["hydra_start_duration_seconds_count"] == 2)           // new servers only
         #expect(found[#"hydra_start_duration_seconds_bucket{le="3.0"}"#] == 1)
         #expect(found[#"hydra_course_syncs_total{course="tutorials",result="ok"}"#] == 1)
         #expect(found[#"hydra_course_syncs_total{course="other",result="error"}"#] == 1)
         #expect(found[#"hydra_helper_exits_total{helper="addldapuser",exit_status="0"}"#] == 1)
         #expect(found["hydra_accounts_created_total"] == 1)
-        #expect(found["hydra_running_servers"] == 0 && found["hydra_starts_in_progress"] == 0)
+        #expect(found[#"hydra_running_servers{profile="default"}"#] == 0 && found["hydra_starts_in_progress"] == 0)
     }
 
     @Test func theBuildInfoNamesTheChangelogsVersion() throws {

@@ -29,12 +29,14 @@ final class FrontVisitTests {
 
     var alice: PasswdEntry { PasswdEntry(name: "alice", uid: uid, gid: webGID, gecos: "", home: "\(base)/home", shell: "/bin/bash") }
 
-    func accounts(_ users: [PasswdEntry]) -> FakeAccounts {
+    func accounts(_ users: [PasswdEntry], research: [String] = []) -> FakeAccounts {
         FakeAccounts(users: users, groups: [GroupEntry(name: "hydra", gid: 5000, members: users.map(\.name)),
-                                            GroupEntry(name: "www-data", gid: webGID, members: [])])
+                                            GroupEntry(name: "www-data", gid: webGID, members: []),
+                                            GroupEntry(name: "research", gid: 5001, members: research)])
     }
 
-    func front(_ helpers: FakeHelpers, users: [PasswdEntry] = [], minimumMemory: String = "", backend: String = "local") throws -> Front {
+    func front(_ helpers: FakeHelpers, users: [PasswdEntry] = [], minimumMemory: String = "", backend: String = "local",
+               profiles: String = "", research: [String] = []) throws -> Front {
         let config = try HydraConfig.parse("""
             [site]
             public_url = "http://localhost"
@@ -49,8 +51,9 @@ final class FrontVisitTests {
             [limits]
             supervisor = "detached"
             [slurm]
+            \(profiles)
             """, path: "hydra.toml")
-        return Front(config: config, logger: Logger(label: "test"), helpers: helpers, accounts: accounts(users))
+        return Front(config: config, logger: Logger(label: "test"), helpers: helpers, accounts: accounts(users, research: research))
     }
 
     /// The runtime directory addldapuser would have left for `alice`.

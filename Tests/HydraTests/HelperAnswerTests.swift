@@ -65,6 +65,14 @@ struct HelperAnswerTests {
         #expect(outcome.decode(HelperRun.ErrorReport.self)?.outcome == "error")
     }
 
+    @Test("a start event of a front older than profiles still counts (no profile)")
+    func startEventWithoutProfile() throws {
+        let old = try JSONDecoder().decode(SiteEvent.self, from: Data(#"{"start":{"outcome":"started","seconds":1.5}}"#.utf8))
+        #expect(old == .start(outcome: "started", seconds: 1.5, profile: nil))
+        let new = SiteEvent.start(outcome: "reused", seconds: 0.2, profile: "course")
+        #expect(try JSONDecoder().decode(SiteEvent.self, from: JSONEncoder().encode(new)) == new)
+    }
+
     @Test("a server record written before the upgrade still reads (local and Slurm), and a new one reads back")
     func recordOfAnEarlierVersion() throws {
         let local = try JSONDecoder().decode(ServerRecord.self, from: Data(#"{"pid":1234,"token":"t","started":1.5}"#.utf8))

@@ -21,7 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, as_user, install_config, sh, wait_for
+from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, as_user, install_config, sh, stop_process, wait_for
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = "/usr/lib/chromium/chromium"   # the binary itself, not Debian's launcher script
@@ -41,17 +41,6 @@ NEGOTIATE_SEEN = {"net": {"received_http_auth_negotiate_headers": True}}
 def wait_for_port(process, port):
     """Until `process` listens on the TCP port (or has exited)."""
     wait_for(lambda: process.poll() is not None or sh("ss", "-Htln", f"sport = :{port}").stdout.strip() != "", timeout=30)
-
-
-def stop_process(process):
-    """SIGTERM, then SIGKILL after 10 s, and reaped."""
-    if process and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture()

@@ -3,13 +3,18 @@ Apache, real sudo, real useradd. Only ever used inside scripts/sandbox (a throwa
 the machine in its own namespaces), because it creates users and edits sudoers.
 """
 import base64
+import collections.abc
+import email.utils
 import http.client
+import json
 import os
 import pathlib
 import re
 import subprocess
 import time
 import urllib.parse
+from datetime import datetime, timezone
+from html.parser import HTMLParser
 
 if os.environ.get("HYDRA_SANDBOX") != "1":
     raise SystemExit("this changes accounts and sudoers: run it through scripts/test, scripts/bench "
@@ -65,6 +70,7 @@ PEOPLE.update({f"drove{i:02d}": (24600 + i, f"Drove Member {i}") for i in range(
 PEOPLE.update({"trent": (24700, "Trent Admin"), "eve": (24701, "Eve Hostile"), "victor": (24702, "Victor Running"),  # test_hostile
                "stuck": (24703, "Holds Her Own Lock")})
 PEOPLE.update({f"arrival{i:02d}": (24710 + i, f"Arrival {i}") for i in range(20)})       # test_hostile (start slots)
+PEOPLE.update({"rosalind": (24800, "Rosalind Franklin"), "lise": (24801, "Lise Meitner")})  # test_profiles
 PEOPLE.update({
     "watcher": (24100, "Watches The Site"), "mallory": (24101, "Stalls Her Server"),       # test_capacity
     "trudy": (24102, "Plants Sockets"), "filler": (24103, "Fills What She Can"),
@@ -305,6 +311,17 @@ def local_account(name, uid):
     return pathlib.Path(f"/home/{name}")
 
 
+def stop_process(process, grace=10):
+    """SIGTERM, then SIGKILL after `grace` seconds, and reaped."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def wait_for(predicate, timeout=10.0, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -347,7 +364,6 @@ def refresh_mirrors():
 
 def notebook(text):
     """A small valid notebook whose one markdown cell says `text`."""
-    import json
     return json.dumps({"cells": [{"cell_type": "markdown", "id": "c0", "metadata": {}, "source": text}],
                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
 
@@ -385,39 +401,186 @@ class Upstream:
         return self.git("rev-parse", "HEAD").stdout.strip()
 
 
+def basic_auth(user, password=PASSWORD):
+    """The Authorization header a browser sends once its sign-in prompt is answered."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class CookieJar(collections.abc.MutableMapping):
+    """A browser's cookies, each with its path (sent only below it) and its lifetime (Max-Age,
+    Expires). As a mapping it goes by name alone, as the tests read and plant cookies: a name's
+    value is that of its longest path; setting a name sets it on every path it has (else on /);
+    deleting a name removes it from every path."""
+
+    def __init__(self):
+        self.values = {}     # (name, path) -> value
+        self.deadlines = {}  # (name, path) -> time.monotonic() after which it is gone (Max-Age)
+
+    def live(self):
+        """((name, path), value) of the cookies not yet expired, longest path first."""
+        now = time.monotonic()
+        for key in [k for k, deadline in self.deadlines.items() if deadline <= now]:
+            self.values.pop(key, None)
+            del self.deadlines[key]
+        return sorted(self.values.items(), key=lambda item: -len(item[0][1]))
+
+    def value(self, name, path="/"):
+        """The value a request for `path` would send for `name`, or None."""
+        return next((v for (n, p), v in self.live() if n == name and path.startswith(p)), None)
+
+    def header(self, path):
+        """The Cookie header of a request for `path` ("" when none)."""
+        seen, parts = set(), []
+        for (name, p), value in self.live():
+            if path.startswith(p) and name not in seen:
+                seen.add(name)
+                parts.append(f"{name}={value}")
+        return "; ".join(parts)
+
+    def store(self, header, request_path):
+        """A Set-Cookie header of the answer to `request_path`."""
+        name, _, rest = header.partition("=")
+        value, *attributes = rest.split(";")
+        path = request_path.split("?")[0].rsplit("/", 1)[0] + "/"
+        gone, max_age = False, None
+        for attribute in attributes:
+            key, _, val = attribute.strip().partition("=")
+            key = key.lower()
+            if key == "path" and val.startswith("/"):
+                path = val if val.endswith("/") else val + "/"
+            elif key == "max-age" and val.strip().lstrip("-").isdigit():
+                max_age = int(val)
+                gone = gone or max_age <= 0
+            elif key == "expires":
+                try:
+                    gone = gone or email.utils.parsedate_to_datetime(val) < datetime.now(timezone.utc)
+                except (TypeError, ValueError):
+                    pass
+        key = (name.strip(), path)
+        self.deadlines.pop(key, None)
+        if gone or value == "" and not attributes:
+            self.values.pop(key, None)
+        else:
+            self.values[key] = value.strip()
+            if max_age is not None:
+                self.deadlines[key] = time.monotonic() + max_age
+
+    def __getitem__(self, name):
+        for (n, _), value in self.live():
+            if n == name:
+                return value
+        raise KeyError(name)
+
+    def __setitem__(self, name, value):
+        for path in [p for n, p in self.values if n == name] or ["/"]:
+            self.values[(name, path)] = value
+
+    def __delitem__(self, name):
+        keys = [k for k in self.values if k[0] == name]
+        if not keys:
+            raise KeyError(name)
+        for key in keys:
+            del self.values[key]
+            self.deadlines.pop(key, None)
+
+    def __iter__(self):
+        return iter(dict.fromkeys(name for (name, _), _ in self.live()))
+
+    def __len__(self):
+        return len({name for (name, _), _ in self.live()})
+
+
+class Form(HTMLParser):
+    """The first POST form of a page: its id, action, hidden fields and visible field names."""
+
+    def __init__(self, page):
+        super().__init__()
+        self.id = self.action = None
+        self.hidden = {}
+        self.visible = []
+        self._inside = self._done = False
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if self._done:
+            return
+        if tag == "form" and (a.get("method") or "").lower() == "post":
+            self.id, self.action, self._inside = a.get("id"), a.get("action") or "", True
+        elif tag == "input" and self._inside and a.get("name"):
+            kind = (a.get("type") or "text").lower()
+            if kind == "hidden":
+                self.hidden[a["name"]] = a.get("value") or ""
+            elif kind in ("text", "password"):
+                self.visible.append(a["name"])
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self._inside:
+            self._inside, self._done = False, True
+
+
 class Browser:
-    """Just enough of a browser: Basic auth, a cookie jar, no automatic redirects."""
+    """Just enough of a browser, for hydra's site or another (JupyterHub's, in scripts/bench): Basic
+    auth when given a user (basic=False: none), a CookieJar, no automatic redirects (visit()
+    follows them). keep_alive: one connection reused as a browser does (the benchmarks time
+    visits so); without it, a new connection for each request."""
 
-    def __init__(self, user=None, password=PASSWORD):
-        self.auth = None if user is None else "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self.cookies = {}
+    def __init__(self, user=None, password=PASSWORD, host="localhost", port=80, basic=True, keep_alive=False):
+        self.user, self.password, self.host, self.port = user, password, host, port
+        self.origin = f"http://{host}"
+        self.auth = basic_auth(user, password) if user is not None and basic else None
+        self.cookies = CookieJar()
+        self.keep_alive = keep_alive
+        self.connection = None
 
-    def request(self, method, path, form=None, headers=None, port=80):
-        connection = http.client.HTTPConnection("localhost", port, timeout=120)
-        # What a browser's address bar asks for: a page (the gate sends such a visit to a stopped
-        # server through the front).
-        h = {"Host": "localhost", "Accept": "text/html,application/xhtml+xml,*/*;q=0.8", **(headers or {})}
+    def headers(self, path, extra=None):
+        """What a request for `path` carries, `extra` on top. The Accept of a browser's address bar:
+        the gate sends such a visit to a stopped server through the front."""
+        h = {"Host": self.host, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
         if self.auth:
             h["Authorization"] = self.auth
-        if self.cookies:
-            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        body = None
+        cookies = self.cookies.header(path)
+        if cookies:
+            h["Cookie"] = cookies
+        h.update(extra or {})
+        return h
+
+    def connect(self, port=None, timeout=180):
+        return http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
+
+    def close(self):
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def request(self, method, path, form=None, headers=None, body=None, port=None):
+        """(status, headers, page) of one request; `port`: another of the site's ports (another
+        virtual host of the same Apache)."""
+        h = self.headers(path, headers)
+        port = port or self.port
         if form is not None:
             body = urllib.parse.urlencode(form)
             h["Content-Type"] = "application/x-www-form-urlencoded"
-            h.setdefault("Origin", "http://localhost")
-        connection.request(method, path, body=body, headers=h)
-        response = connection.getresponse()
-        text = response.read().decode(errors="replace")
+            h.setdefault("Origin", self.origin)
+        for attempt in (1, 2):
+            if self.connection is not None and self.connection.port != port:
+                self.close()
+            self.connection = self.connection or self.connect(port)
+            try:
+                self.connection.request(method, path, body=body, headers=h)
+                response = self.connection.getresponse()
+                text = response.read().decode(errors="replace")
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, http.client.CannotSendRequest):
+                self.close()
+                # A kept-alive connection the server closed meanwhile: a browser tries a new one.
+                if attempt == 2 or not self.keep_alive:
+                    raise
         for header, value in response.getheaders():
             if header.lower() == "set-cookie":
-                name, _, rest = value.partition("=")
-                cookie_value = rest.split(";")[0]
-                if "Max-Age=0" in value or "expires=Thu, 01 Jan 1970" in value.lower().replace("expires=thu, 01 jan 1970", "expires=Thu, 01 Jan 1970"):
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = cookie_value
-        connection.close()
+                self.cookies.store(value, path)
+        if response.will_close or not self.keep_alive:
+            self.close()
         return response.status, dict(response.getheaders()), text
 
     def get(self, path, **kw):
@@ -425,6 +588,24 @@ class Browser:
 
     def post(self, path, form, **kw):
         return self.request("POST", path, form=form, **kw)
+
+    def wait_for_progress(self, url):
+        """Reads a progress EventSource (JupyterHub's spawn-pending page) until an event says
+        ready or failed; ConnectionError when it answers otherwise."""
+        connection = self.connect()
+        try:
+            connection.request("GET", url, headers=self.headers(url, {"Accept": "text/event-stream"}))
+            response = connection.getresponse()
+            if response.status != 200:
+                raise ConnectionError(f"{url.split('?')[0]} answered {response.status}")
+            for raw in response:
+                line = raw.decode(errors="replace").strip()
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    if event.get("ready") or event.get("failed"):
+                        return
+        finally:
+            connection.close()
 
 
 def login_form(page):

@@ -1,11 +1,43 @@
 """The Jupyter kernel protocol as a notebook tab speaks it over the channels websocket: one
-`execute_request` and its answer. Shared by kernel_roundtrip.py (the tests) and scripts/bench.py.
-Needs only tornado's websocket connection (present in the Jupyter and JupyterHub venvs)."""
+`execute_request` and its answer, and a kernel started and deleted through the REST API. Shared
+by kernel_roundtrip.py (the tests) and scripts/bench.py. Needs only tornado (present in the
+Jupyter and JupyterHub venvs)."""
 import asyncio
 import json
+import socket
 import time
 import uuid
 from datetime import datetime, timezone
+
+from tornado import netutil
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+
+def unix_resolver(path):
+    """A tornado resolver that sends every connection to the Unix socket `path` (a server's own)."""
+    class UnixResolver(netutil.Resolver):
+        async def resolve(self, host, port, family=socket.AF_UNSPEC):
+            return [(socket.AF_UNIX, path)]
+    return UnixResolver()
+
+
+async def start_kernel(client, base, prefix, headers, ws_headers, resolver=None, validate_cert=True):
+    """A python3 kernel POSTed to the server at BASE + PREFIX and its channels websocket opened:
+    (kernel id, the POST's status, the websocket connection)."""
+    response = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels", method="POST", validate_cert=validate_cert,
+                                              headers=headers, body=json.dumps({"name": "python3"})))
+    kernel = json.loads(response.body)["id"]
+    url = base.replace("http", "ws", 1) + f"{prefix}/api/kernels/{kernel}/channels?session_id={uuid.uuid4().hex}"
+    connection = await websocket_connect(HTTPRequest(url, headers=ws_headers, validate_cert=validate_cert), resolver=resolver)
+    return kernel, response.code, connection
+
+
+async def delete_kernel(client, base, prefix, kernel, headers, validate_cert=True):
+    """DELETEs the kernel; returns the status."""
+    response = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels/{kernel}", method="DELETE",
+                                              validate_cert=validate_cert, headers=headers))
+    return response.code
 
 
 def execute_request(code, user="hydra-test"):

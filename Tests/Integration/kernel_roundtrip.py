@@ -15,13 +15,11 @@ import argparse
 import asyncio
 import json
 import sys
-import uuid
 from urllib.parse import urlparse
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.websocket import websocket_connect
+from tornado.httpclient import AsyncHTTPClient
 
-from kernel_client import run_code
+from kernel_client import delete_kernel, run_code, start_kernel, unix_resolver
 
 
 def headers_for(a, ws=False):
@@ -44,14 +42,7 @@ def headers_for(a, ws=False):
 async def main(a):
     resolver = None
     if a.unix_socket:  # every connection goes to the Unix socket
-        import socket
-        from tornado import netutil
-
-        class UnixResolver(netutil.Resolver):
-            async def resolve(self, host, port, family=socket.AF_UNSPEC):
-                return [(socket.AF_UNIX, a.unix_socket)]
-
-        resolver = UnixResolver()
+        resolver = unix_resolver(a.unix_socket)
         AsyncHTTPClient.configure(None, resolver=resolver)
         base = "http://localhost"
     else:
@@ -60,13 +51,9 @@ async def main(a):
     client = AsyncHTTPClient()
 
     verify = not a.insecure
-    r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels", method="POST", validate_cert=verify,
-                                       headers=headers_for(a), body=json.dumps({"name": "python3"})))
-    kid = json.loads(r.body)["id"]
-    print("kernel", kid, "HTTP", r.code)
+    kid, code, conn = await start_kernel(client, base, prefix, headers_for(a), headers_for(a, ws=True), resolver, verify)
+    print("kernel", kid, "HTTP", code)
 
-    ws_url = base.replace("http", "ws", 1) + f"{prefix}/api/kernels/{kid}/channels?session_id={uuid.uuid4().hex}"
-    conn = await websocket_connect(HTTPRequest(ws_url, headers=headers_for(a, ws=True), validate_cert=verify), resolver=resolver)
     if a.idle:  # idle on the websocket (tests proxy timeouts / server pings).
         # Keep reading: tornado's client only answers pings while its 1-slot
         # read queue is drained.
@@ -83,11 +70,10 @@ async def main(a):
     except ConnectionError as error:
         raise SystemExit(str(error))
     conn.close()
-    r = await client.fetch(HTTPRequest(f"{base}{prefix}/api/kernels/{kid}", method="DELETE", validate_cert=verify,
-                                       headers=headers_for(a)))
+    deleted = await delete_kernel(client, base, prefix, kid, headers_for(a), verify)
     if a.show_printed:
         print("printed:", json.dumps("".join(printed)))
-    print("execute_result:", result, "| delete HTTP", r.code)
+    print("execute_result:", result, "| delete HTTP", deleted)
     return 0 if result == a.expect else 1
 
 

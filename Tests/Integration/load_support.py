@@ -9,6 +9,8 @@ page that posts the token, a 302 straight to /user/NAME/lab for a returning brow
 where it ended up.
 """
 import dataclasses
+import html
+import http.client
 import json
 import os
 import pathlib
@@ -18,7 +20,7 @@ import threading
 import time
 import urllib.parse
 
-from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, Browser, as_user, login_form, sh, wait_for
+from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, Browser, Form, as_user, sh, wait_for
 
 LAUNCH = PREFIX / "ipynb-launch"
 # Apache's logs (the front's lines are in error.log) and hydra-gate's (where systemd is not PID 1).
@@ -39,6 +41,7 @@ class Step:
     status: int
     title: str
     seconds: float
+    after: tuple = None  # what the browser did next, if not at once: ("wait" or "reload", why, seconds)
 
 
 @dataclasses.dataclass
@@ -73,41 +76,81 @@ def browser_for(user, password=PASSWORD):
     return Browser(user, password)
 
 
-def visit(browser, path="/", max_steps=80, patience=240.0):
-    """A browser's visit: GET path, then follow redirects, submit the auto-login form, obey a
-    page's Refresh (the "starting" page), until an answer that is none of those, or `patience`
-    seconds (a Refresh loop that never ends counts as where it ended)."""
+def visit(browser, path="/", max_steps=80, patience=240.0, reloads=0):
+    """A browser's visit: GET path, then follow redirects, sign in on a sign-in page (hydra's
+    auto-login form submits itself; JupyterHub's is filled in with the name and password), read
+    a page's progress EventSource until it says ready and reload the page, as its script does
+    (JupyterHub's spawn-pending page), obey a page's Refresh (hydra's "starting" page), until an
+    answer that is none of those, or `patience` seconds (a Refresh loop that never ends counts as
+    where it ended). reloads: how many times the visitor, like a patient person, reloads a page
+    2 s after it answered 502/503/504 or its progress events broke off; with 0, the visit ends
+    there, as a browser alone would."""
     started = time.monotonic()
     steps = []
-    method, form = "GET", None
+    method, form, reloaded = "GET", None, 0
+
+    def reloading(step, why):
+        """Whether the visitor reloads the page (2 s later): while they have reloads left."""
+        nonlocal reloaded
+        if reloaded >= reloads:
+            return False
+        reloaded += 1
+        step.after = ("reload", why, 0.0)
+        time.sleep(2)
+        return True
     for _ in range(max_steps):
         t0 = time.monotonic()
         status, headers, page = browser.request(method, path, form=form)
-        steps.append(Step(method, path, status, title_of(page), time.monotonic() - t0))
+        step = Step(method, path, status, title_of(page), time.monotonic() - t0)
+        steps.append(step)
         lower = {k.lower(): v for k, v in headers.items()}
         if status in (301, 302, 303, 307, 308) and "location" in lower:
-            path = local_path(lower["location"])
-            method, form = "GET", None
+            path = local_path(browser, lower["location"], path)
+            if status in (301, 302, 303):
+                method, form = "GET", None
             continue
-        if status == 200 and '<form id="login"' in page:
-            action, fields = login_form(page)
-            path, method, form = action, "POST", fields
+        if status in (502, 503, 504) and method == "GET" and reloading(step, f"GET {path.split('?')[0]} answered {status}"):
             continue
-        if status == 200 and "refresh" in lower and time.monotonic() - started < patience:
+        if status != 200:
+            break
+        progress = re.search(r'new EventSource\("([^"]+)"\)', page)
+        sign_in = Form(page)
+        waited = time.monotonic()
+        method, form = "GET", None
+        if progress:
+            try:
+                browser.wait_for_progress(html.unescape(progress.group(1)))
+            except (OSError, http.client.HTTPException) as error:
+                if reloading(step, f"progress events of {path.split('?')[0]} broke off: {error}"):
+                    continue
+                break
+            step.after = ("wait", "progress events", time.monotonic() - waited)
+            continue
+        # hydra's auto-login form, or a page asking for a name and a password (JupyterHub's; not
+        # Jupyter's own login page, which asks for a token: a visit that reaches it ends there).
+        asks = " ".join(sign_in.visible)
+        if sign_in.action is not None and (sign_in.id == "login" or "user" in asks and "pass" in asks):
+            form = dict(sign_in.hidden)
+            for name in sign_in.visible:
+                form[name] = browser.user if "user" in name else browser.password if "pass" in name else ""
+            path, method = local_path(browser, sign_in.action, path), "POST"
+            continue
+        if "refresh" in lower and time.monotonic() - started < patience:
             delay, _, target = lower["refresh"].partition(";")
             time.sleep(min(float(delay or 1), 5))
+            step.after = ("wait", "Refresh", time.monotonic() - waited)
             target = target.strip()
             if target.lower().startswith("url="):
-                path = local_path(target[4:])
-            method, form = "GET", None
+                path = local_path(browser, target[4:], path)
             continue
-        return Visit(status, headers, page, path, steps, time.monotonic() - started)
+        break
     return Visit(status, headers, page, path, steps, time.monotonic() - started)
 
 
-def local_path(location):
-    parts = urllib.parse.urlsplit(location)
-    assert parts.netloc in ("", "localhost"), f"redirect off the site: {location}"
+def local_path(browser, location, current="/"):
+    """Where a redirect, a form or a Refresh leads from `current`, as a path on the browser's site."""
+    parts = urllib.parse.urlsplit(urllib.parse.urljoin(browser.origin + current, location))
+    assert parts.netloc == browser.host, f"redirect off the site: {location}"
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
@@ -127,24 +170,24 @@ def assert_clear_page(result, status, *texts):
 # --- the user's things in the lab ------------------------------------------------------------
 
 def xsrf_headers(browser, user):
-    return {"X-XSRFToken": browser.cookies.get("_xsrf", ""), "Content-Type": "application/json",
-            "Origin": "http://localhost", "Referer": f"http://localhost/user/{user}/lab"}
+    return {"X-XSRFToken": browser.cookies.value("_xsrf", f"/user/{user}/") or "", "Content-Type": "application/json",
+            "Origin": browser.origin, "Referer": f"{browser.origin}/user/{user}/lab"}
 
 
 def api(browser, user, method, path, body=None):
-    """The Jupyter REST API through Apache, with the browser's cookies (as the lab's scripts do)."""
-    import http.client
-    connection = http.client.HTTPConnection("localhost", 80, timeout=120)
-    headers = {"Host": "localhost", **xsrf_headers(browser, user)}
-    if browser.auth:
-        headers["Authorization"] = browser.auth
-    if browser.cookies:
-        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
-    connection.request(method, f"/user/{user}/api/{path}", body=None if body is None else json.dumps(body), headers=headers)
-    response = connection.getresponse()
-    text = response.read().decode(errors="replace")
-    connection.close()
-    return response.status, text
+    """The Jupyter REST API through the site's proxy, with the browser's cookies (as the lab's
+    scripts do; an Accept without text/html, so the gate never takes it for a page visit)."""
+    status, _, text = browser.request(method, f"/user/{user}/api/{path}", body=None if body is None else json.dumps(body),
+                                      headers={**xsrf_headers(browser, user), "Accept": "*/*"})
+    return status, text
+
+
+def websocket_headers(browser, path):
+    """A websocket handshake's headers from the browser's page at `path`: credentials, cookies
+    and the page's origin (no Accept: a handshake is no page visit)."""
+    headers = browser.headers(path, {"Origin": browser.origin})
+    del headers["Accept"]
+    return headers
 
 
 def notebook_json(text):
@@ -181,11 +224,13 @@ def logout(browser, user):
 
 class Bystander:
     """Another person using the site meanwhile (with a thread of their own): visits (the site's root
-    to the lab) and API calls in turn, timed; failures kept. A context manager."""
+    to the lab) and API calls in turn, 0.1 s apart, timed (in `samples`, and by kind in `by_kind`
+    for those that succeeded); failures kept. A context manager."""
 
     def __init__(self, browser, user):
         self.browser, self.user = browser, user
         self.samples, self.errors = [], []
+        self.by_kind = {"visit": [], "api": []}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -193,8 +238,9 @@ class Bystander:
         turn = 0
         while not self.stopping.is_set():
             started = time.monotonic()
+            kind = "visit" if turn % 2 == 0 else "api"
             try:
-                if turn % 2 == 0:
+                if kind == "visit":
                     result = visit(self.browser)
                     ok, what = result.in_lab(self.user), result.trail()
                 else:
@@ -202,9 +248,12 @@ class Bystander:
                     ok, what = status == 200, f"api/status {status} {body[:120]}"
             except Exception as error:  # noqa: BLE001 (a failure is a finding)
                 ok, what = False, repr(error)
-            self.samples.append(time.monotonic() - started)
-            if not ok:
-                self.errors.append(what)
+            seconds = time.monotonic() - started
+            self.samples.append(seconds)
+            if ok:
+                self.by_kind[kind].append(seconds)
+            else:
+                self.errors.append(f"{kind} after {seconds:.1f} s: {what}")
             turn += 1
             time.sleep(0.1)
 
@@ -271,8 +320,7 @@ def server_status(user):
 
 def server_pids(user):
     """The user's notebook server processes (not kernels)."""
-    out = sh("pgrep", "-u", user, "-f", "jupyter-lab", check=False).stdout
-    return sorted(int(p) for p in out.split())
+    return sorted(pids("-u", user, "-f", "jupyter-lab"))
 
 
 # --- Apache's error logs, as the admin reads them ---------------------------------------------
@@ -339,14 +387,34 @@ def descriptor_count(pid):
         return 0
 
 
-def rss_kib(pid):
+def proc_kib(pid, file, field):
+    """A "Field:   N kB" line of /proc/PID/FILE, in KiB (0 when the process is gone)."""
     try:
-        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in pathlib.Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def pss_kib(pid):
+    """Proportional set size: shared pages divided among their users (sums add up)."""
+    return proc_kib(pid, "smaps_rollup", "Pss")
+
+
+def rss_kib(pid):
+    return proc_kib(pid, "status", "VmRSS")
+
+
+def memory_kib(pids):
+    """PSS of these processes together, in KiB."""
+    return sum(pss_kib(pid) for pid in pids)
+
+
+def pids(*pgrep_args):
+    """The PIDs pgrep finds with these arguments."""
+    return [int(p) for p in sh("pgrep", *pgrep_args, check=False).stdout.split()]
 
 
 def front_pids():

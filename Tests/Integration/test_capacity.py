@@ -26,7 +26,6 @@ timeout), every refusal a 429 with Retry-After. On this 2-core machine a concurr
 has moved the bystander's p99 from 10 to 300 ms.
 """
 import asyncio
-import base64
 import collections
 import concurrent.futures
 import json
@@ -40,10 +39,10 @@ import time
 
 import pytest
 
-from conftest import PASSWORD, PREFIX, REPO, as_user, install_config, restart_gate, sh, wait_for
+from conftest import PREFIX, REPO, as_user, basic_auth, install_config, restart_gate, sh, wait_for
 from load_support import (JUPYTER_PYTHON, NEVER_KEPT_WAITING_S, Bystander, ErrorLog, api, browser_for, goal,
-                          kernel_one_plus_one, milliseconds,
-                          processes, server_pids, server_status, stop_server, visit, wrk, write_sections)
+                          kernel_one_plus_one, memory_kib, milliseconds,
+                          processes, server_pids, server_status, stop_server, visit, wrk, websocket_headers, write_sections)
 
 CLASS = [f"class{i:02d}" for i in range(50)]
 WEBSOCKETS_EACH = 20
@@ -64,28 +63,6 @@ def in_lab(user):
     result = visit(browser, max_steps=400, patience=600)
     assert result.in_lab(user), f"{user}: {result.trail()}"
     return browser
-
-
-def auth_header(user):
-    return "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
-
-
-def browser_headers(browser):
-    return {"Authorization": browser.auth, "Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items()),
-            "Origin": "http://localhost", "Host": "localhost"}
-
-
-def memory_kib(pids):
-    """Proportional set size (shared pages split among their users) of these processes, in KiB."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def apache_pids():
@@ -117,7 +94,7 @@ def test_a_class_of_50_with_20_open_websockets_each_stays_open_and_nobody_else_w
     apache_before, gate_before = memory_kib(apache_pids()), memory_kib(gate_pids())
     spec = {"site": "http://localhost", "path": "api/events/subscribe", "per_person": WEBSOCKETS_EACH,
             "hold": HOLD_SECONDS, "ping": 10,
-            "people": [{"user": u, "headers": browser_headers(browsers[u])} for u in CLASS]}
+            "people": [{"user": u, "headers": websocket_headers(browsers[u], f"/user/{u}/api/events/subscribe")} for u in CLASS]}
     crowd = subprocess.Popen([JUPYTER_PYTHON, CROWD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     crowd.stdin.write(json.dumps(spec))
     crowd.stdin.close()
@@ -181,7 +158,7 @@ def start_stalling_server(user):
 async def one_request(user, path):
     """One request on its own connection: (status, the answer's head)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", 80)
-    writer.write(f"GET /user/{user}/{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth_header(user)}\r\n"
+    writer.write(f"GET /user/{user}/{path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {basic_auth(user)}\r\n"
                  f"Connection: close\r\n\r\n".encode())
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
     writer.close()
@@ -196,7 +173,7 @@ def stall_flood(connections, watcher, keep_alive):
     with Bystander(watcher, "watcher") as watching:
         time.sleep(1)
         flood = wrk("http://localhost/user/mallory/api/status", connections=connections, seconds=10,
-                    headers=[f"Authorization: {auth_header('mallory')}"] + ([] if keep_alive else ["Connection: close"]), timeout=5)
+                    headers=[f"Authorization: {basic_auth('mallory')}"] + ([] if keep_alive else ["Connection: close"]), timeout=5)
         status, head = asyncio.run(one_request("mallory", "api/status"))
         time.sleep(1)
     latency = flood["latency"]
@@ -453,7 +430,7 @@ def test_a_runtime_dir_gone_after_a_reboot_is_no_tampering_warning(site):
 
 def open_websockets(browser, user, count):
     spec = {"site": "http://localhost", "per_person": count, "hold": 1, "ping": 1,
-            "people": [{"user": user, "headers": browser_headers(browser)}]}
+            "people": [{"user": user, "headers": websocket_headers(browser, f"/user/{user}/api/events/subscribe")}]}
     result = sh(JUPYTER_PYTHON, CROWD, input=json.dumps(spec), timeout=120)
     return json.loads(result.stdout.splitlines()[0])
 
@@ -465,7 +442,7 @@ def test_websockets_beyond_the_persons_and_the_sites_limit_get_429_and_503_at_on
     log = ErrorLog()
     try:
         spec = {"site": "http://localhost", "per_person": 4, "hold": 10, "ping": 1,
-                "people": [{"user": "class00", "headers": browser_headers(first)}]}
+                "people": [{"user": "class00", "headers": websocket_headers(first, "/user/class00/api/events/subscribe")}]}
         holder = subprocess.Popen([JUPYTER_PYTHON, CROWD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         holder.stdin.write(json.dumps(spec))
         holder.stdin.close()

@@ -70,3 +70,22 @@ def test_sudo_refuses_the_web_server_anything_else(site):
     assert as_web_server("sudo", "-n", "-u", "root", PREFIX / "ipynb-launch", "stop", "--json").returncode != 0
     result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "stop", "--all")
     assert result.returncode != 0 and "password is required" in result.stderr
+    # --profile: a name, and nothing after it (not a longer lock wait, not another option).
+    for profile in (["../x"], ["Research"], ["a", "--lock-timeout", "3600"], ["course", "x"], ["-x"]):
+        result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "start", "--json", "--lock-timeout", "0",
+                               "--profile", *profile)
+        assert result.returncode != 0 and "password is required" in result.stderr, profile
+
+
+def test_sudo_lets_the_web_server_ask_for_a_profile_and_ipynb_launch_checks_it(site):
+    """Threat: the web server (or a person over ssh) asking for a profile the person's groups do
+    not allow. sudo lets the name through; ipynb-launch refuses it (77) and starts nothing."""
+    assert sh(PREFIX / "addldapuser", "grace", check=False).returncode in (0, 1)
+    result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "start", "--json", "--lock-timeout", "0",
+                           "--profile", "research")
+    assert result.returncode == 77, result.stderr
+    assert "is not a profile grace may use" in json.loads(result.stdout)["error"]
+    result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "start", "--json", "--lock-timeout", "0",
+                           "--profile", "default")
+    assert result.returncode in (0, 1), result.stderr
+    assert json.loads(result.stdout)["profile"] == "default"

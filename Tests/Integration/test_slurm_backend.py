@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import PREFIX, REPO, SlurmCluster, as_user, install_config, restart_gate, sh, wait_for
+from conftest import PREFIX, REPO, SlurmCluster, as_user, config_text, install_config, restart_gate, sh, wait_for
 from e2e_site import reload_apache
 from load_support import (JUPYTER_PYTHON, KERNEL_ROUNDTRIP, assert_in_lab, browser_for, percentile, visit,
                           write_figures)
@@ -608,6 +608,59 @@ def test_a_lost_node_sends_the_next_visit_to_a_new_job_on_the_other_node(person,
         # A partial cluster: `up` stops the rest (with what still runs on the lost node) and starts it again.
         slurm_site.up()
     wait_for(lambda: set(slurm_site.node_states().values()) == {"idle"}, timeout=60)
+
+
+RESEARCH_PROFILES = """
+[[profiles]]
+name = "course"
+default = true
+
+[[profiles]]
+name = "research"
+title = "Research"
+groups = ["research"]
+[profiles.slurm]
+partition = "research"
+cpus = 2
+memory = "512M"
+time_limit = "20"
+"""
+
+
+def test_a_slurm_profile_runs_its_job_in_its_partition_with_its_cpus_memory_and_time_limit(person, slurm_site):
+    """Issue 24: a profile's `slurm` table over the site's [slurm]: mary (group research) gets her
+    job in the partition `research` with 2 CPUs, 512 MiB and 20 minutes, as `scontrol show job`
+    says; kathleen, outside the group, cannot have it, neither over ssh nor through the site."""
+    sh("groupadd", "-f", "research")
+    group = pathlib.Path("/etc/group")
+    group.write_text(re.sub(r"^(research:[^:]*:\d+:).*$", r"\1mary", group.read_text(), flags=re.M))
+    install_config(text=config_text(**SLURM) + RESEARCH_PROFILES)
+    site_reads_config()
+    try:
+        mary, kathleen = person("mary"), person("kathleen")
+        result, report = start(mary, "--profile", "research")
+        assert result.returncode == STARTED, result.stderr
+        assert report["profile"] == "research" and report["node"] == SlurmCluster.NODES[-1]
+        job = sh("scontrol", "show", "job", report["job"]).stdout
+        for field in ("Partition=research", "NumCPUs=2", "TimeLimit=00:20:00", "MinMemoryNode=512M"):
+            assert field in job, f"{field} not in: {job}"
+        assert json.loads(as_user(mary, LAUNCH, "status", "--json").stdout)["profile"] == "research"
+        # The default profile of the same site: the site's own [slurm] (partition hydra, 1 CPU).
+        result, report = start(kathleen)
+        assert result.returncode == STARTED and report["profile"] == "course", result.stderr
+        assert "Partition=hydra" in sh("scontrol", "show", "job", report["job"]).stdout
+        before = jobs_of(kathleen)
+        result, _ = start(kathleen, "--profile", "research")
+        assert result.returncode == REFUSED and jobs_of(kathleen) == before
+        browser = browser_for(kathleen)
+        _, _, page = browser.request("GET", "/hydra/profile")
+        token = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+        status, _, _ = browser.request("POST", "/hydra/profile", form={"profile": "research", "_xsrf": token})
+        assert status == 403 and jobs_of(kathleen) == before
+    finally:
+        slurm_config()
+        site_reads_config()
+        sh("groupdel", "research", check=False)
 
 
 def test_squeue_is_empty_after_the_tests(slurm_site):

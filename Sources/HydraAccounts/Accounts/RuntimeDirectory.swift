@@ -32,6 +32,8 @@ package struct RuntimeDirectory: Sendable {
         package static let record = "server.json"
         /// The running server's token for the front (group: the web server's, 0640).
         package static let loginToken = "login-token"
+        /// The running server's profile, for the admin page and the metrics (as the login token: 0640).
+        package static let profile = "profile"
         /// The person's lock: one start, stop or sync at a time.
         package static let lock = "lock"
         /// The server's log, kept under server.log_max_bytes (the part before: server.log.1).

@@ -18,6 +18,8 @@ package struct ServerCensus: Sendable {
         package let residentBytes: UInt64
         package let cpuSeconds: Double
         package let kernels: Int
+        /// The profile it runs (a configured one's name), nil when none is published.
+        package let profile: String?
     }
 
     package let config: HydraConfig
@@ -54,8 +56,25 @@ package struct ServerCensus: Sendable {
             return Server(name: name, since: since, pid: pid,
                           residentBytes: own.reduce(0) { $0 + $1.residentBytes },
                           cpuSeconds: own.reduce(0) { $0 + $1.cpuSeconds },
-                          kernels: own.filter { Self.isKernel($0.commandLine) }.count)
+                          kernels: own.filter { Self.isKernel($0.commandLine) }.count,
+                          profile: profile(of: name))
         }
+    }
+
+    /// The profile ipynb-launch published for the person's server: the name of one of the
+    /// site's profiles, or nil (the person can write their runtime folder: nothing else is taken).
+    package func profile(of name: String) -> String? {
+        guard UserName.isWellFormed(name),
+              let text = FileSystem.readText("\(config.server.runtimeDir)/\(name)/\(RuntimeDirectory.Entry.profile)", maxBytes: 64) else { return nil }
+        return config.profiles.contains { $0.name == text } ? text : nil
+    }
+
+    /// Running servers per configured profile (every profile present, 0 when none runs; a server
+    /// that published no profile counts as the default one).
+    package func serversByProfile() -> [(profile: String, count: Int)] {
+        let fallback = HydraConfig.defaultProfile(of: config.profiles)?.name ?? Profile.implicitName
+        let running = socketOwners().map { profile(of: $0) ?? fallback }
+        return config.profiles.map { profile in (profile.name, running.filter { $0 == profile.name }.count) }
     }
 
     /// A Jupyter kernel as jupyter_client starts it: `python -m ipykernel_launcher -f ...`.

@@ -107,6 +107,7 @@ package struct ServerStatus: Sendable, Encodable {
 
     /// What `ipynb-launch status` prints without --json.
     package var text: String {
+        let user = self.user + (profile.map { " (profile \($0))" } ?? "")
         let activityText = "\(activity?.kernels ?? 0) kernels, last activity \(activity?.lastActivity ?? "?")"
         switch server {
         case .local(let local):

@@ -83,8 +83,6 @@ package struct ServerManager: Sendable {
         let lock = try waitForLock(runtime, patience: lockTimeoutSeconds.map(Double.init))
         defer { withExtendedLifetime(lock) {} }
 
-        try home.prepare()
-        let sync = home.syncCourses()
         let record = readRecord(runtime)
         let profile: Profile
         do {
@@ -94,6 +92,8 @@ package struct ServerManager: Sendable {
         } catch {
             throw ServerFailure.noProfileAllowed(identity.name)
         }
+        try home.prepare()
+        let sync = home.syncCourses()
         let backend = backend(config.applying(profile))
         // Jupyter writes to the home as it starts; in a full home it fails with a trace only the
         // log shows: a clear refusal instead, before anything is started.
@@ -137,11 +137,14 @@ package struct ServerManager: Sendable {
     /// The token of the running server, for the front (group of the web server, mode 0640): a
     /// returning visitor is then logged in without running a helper. The web server can already
     /// get the token by running `ipynb-launch start` as the user (sudoers.d/hydra); other local
-    /// users cannot enter the runtime directory.
+    /// users cannot enter the runtime directory. Its profile beside it, for the admin page and
+    /// the metrics (which take only a configured profile's name from it).
     func publishLoginToken(_ record: ServerRecord, in runtime: DirectoryHandle) throws {
-        let wanted = Array(record.token.utf8)
-        if case .file(let current)? = try? runtime.readEntry(RuntimeDirectory.Entry.loginToken, maxBytes: 4096), current == wanted { return }
-        try runtime.writeAtomically(RuntimeDirectory.Entry.loginToken, wanted, staging: runtime, mode: 0o640)
+        for (entry, wanted) in [(RuntimeDirectory.Entry.loginToken, record.token), (RuntimeDirectory.Entry.profile, record.profile)] {
+            let bytes = Array(wanted.utf8)
+            if case .file(let current)? = try? runtime.readEntry(entry, maxBytes: 4096), current == bytes { continue }
+            try runtime.writeAtomically(entry, bytes, staging: runtime, mode: 0o640)
+        }
     }
 
     package func status() throws -> ServerStatus {
@@ -187,6 +190,7 @@ package struct ServerManager: Sendable {
         let record = readRecord(runtime)
         for backend in endingBackends(for: record) { try backend.cleanUp(record: record, in: runtime) }
         try runtime.removeEntry(RuntimeDirectory.Entry.loginToken)
+        try runtime.removeEntry(RuntimeDirectory.Entry.profile)
         try runtime.removeEntry(RuntimeDirectory.Entry.record)
     }
 

@@ -154,7 +154,9 @@ package struct SlurmBackend: ServerBackend {
                                             server: .job(phase: job?.phase, queuePatience: patience, answers: answers))
             switch ServerLifecycle.nextStep(look) {
             case .serving:
-                return .serving(ServerRecord(.job(serving), token: record.token, startedAt: record.startedAt))
+                var served = record
+                served.started = .job(serving)
+                return .serving(served)
             case .queued:
                 guard let job else { throw ServerFailure.jobLost(job: recorded.job, logTail: logTail()) }
                 return .queued(job)

@@ -120,9 +120,12 @@ package struct HydraConfig: Sendable, Equatable {
     /// nil: no `[slurm]` table.
     package var slurm: SlurmSettings?
 
-    /// The Slurm settings when servers are Slurm jobs (`server.backend = "slurm"`), else nil:
-    /// the one place that asks which backend runs servers.
+    /// The Slurm settings when this configuration's servers are Slurm jobs (`server.backend =
+    /// "slurm"`, or a profile's applied), else nil: the one place that asks which backend runs them.
     package var slurmJobs: SlurmSettings? { server.backend == .slurm ? slurm : nil }
+    /// The site's `[slurm]` when any profile's servers are jobs (hydra-gate's view of the
+    /// cluster, the admin page's jobs), else nil.
+    package var clusterSlurm: SlurmSettings? { profiles.contains { $0.backend == .slurm } ? slurm : nil }
     package var courses: [Course]
     /// Never empty: without `[[profiles]]`, the one implicit profile (`Profile.implicitName`).
     package var profiles: [Profile]
