@@ -132,6 +132,8 @@ package struct Front: Sendable {
                 }
             } else if chosen == nil, let account, let server = RunningServer(name, uid: account.uid, config: config) {
                 if let notice = limitNotice(name, server: server) { return notice }
+                // A server here: the gate must not look for a job of theirs (a profile changed behind the front's back).
+                if config.clusterSlurm != nil { JobEndpoint.remove(for: name, config: config) }
                 // Jupyter sends a browser whose login cookie it does not accept back here with
                 // `next`: that one always gets the auto-login page, so there is no loop.
                 let returning = request.cookie(Self.serverCookieName) == server.tag && request.queryValue("next") == nil

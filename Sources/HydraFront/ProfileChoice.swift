@@ -1,5 +1,6 @@
 import HydraSite
 import HydraAccounts
+import HydraServers
 import HydraSystem
 import FoundationEssentials
 
@@ -22,7 +23,9 @@ struct ProfileChoices: Sendable {
     }
 
     func remember(_ profile: String, for name: UserName) throws(SystemError) {
-        let folder = try DirectoryHandle.open(directory, createMode: 0o770)
+        // Only the last folder is the front's to make: the folders above are root's (addldapuser's).
+        let (front, last) = FileSystem.split(directory)
+        let folder = try DirectoryHandle.open(front).subdirectory(last, createMode: 0o770)
         try folder.writeAtomically(name.value, Array(profile.utf8), staging: folder, mode: 0o660)
     }
 }
@@ -52,6 +55,9 @@ extension Front {
     /// where the person chooses one.
     func profileForStart(_ name: UserName) -> StartProfile {
         guard let allowed = allowedProfiles(name), allowed.count > 1 else { return .use(nil) }
+        // A server of theirs is recorded (a Slurm job the fast path cannot see, or one that
+        // stopped answering): ipynb-launch keeps its profile; /hydra/profile changes it.
+        if ServerCensus(config: config, accounts: accounts).profile(of: name.value) != nil { return .use(nil) }
         if let (profile, at) = choices.last(for: name), Date().timeIntervalSince1970 - at < choiceWindowSeconds,
            allowed.contains(where: { $0.name == profile }) {
             return .use(profile)
@@ -86,7 +92,8 @@ extension Front {
 
     /// GET /hydra/profile: the choice, saying that the server will be restarted.
     func profileSwitchPage(_ request: FrontRequest, name: UserName) -> FrontResponse {
-        profilePage(name, allowed: allowedProfiles(name) ?? [], switching: true)
+        guard let allowed = allowedProfiles(name) else { return page(404, "not-found", title: "This site has no profiles") }
+        return profilePage(name, allowed: allowed, switching: true)
     }
 
     /// POST /hydra/profile: a choice from this site's own page, for a profile the person's groups

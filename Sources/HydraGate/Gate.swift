@@ -119,9 +119,10 @@ package final class Gate: Sendable {
                   runtime.isReady(for: person, uid: current, webGID: webGroupID) else { return .failure(.absent) }
             uid = current
         }
-        // A job's server where the front wrote an endpoint (a Slurm profile), else the socket here.
-        if let cluster, let (endpoint, written) = JobEndpoint.read(for: person, config: config) {
-            guard cluster.allows(endpoint, written: written, for: person) else { return .failure(.absent) }
+        // A job's server where the front wrote an endpoint the cluster confirms (a Slurm
+        // profile), else the socket here (a local profile's, perhaps chosen since).
+        if let cluster, let (endpoint, written) = JobEndpoint.read(for: person, config: config),
+           cluster.allows(endpoint, written: written, for: person) {
             return .success(.node(address: endpoint.address, port: endpoint.port, pin: endpoint.pin))
         }
         guard let directory = try? DirectoryHandle.open(runtime.path(for: person)) else { return .failure(.absent) }

@@ -44,7 +44,7 @@ package final class SiteMetrics: Sendable {
         case .start(let outcome, let seconds, let profile):
             let label = profile.map { profileNames.contains($0) ? $0 : "other" } ?? "none"
             count("hydra_starts_total", [("outcome", Self.word(outcome)), ("profile", label)])
-            if outcome == "started" || outcome == "replaced" {
+            if outcome == LaunchReport.Outcome.started.rawValue {
                 Recorder(label: Self.startDuration, dimensions: [], aggregate: true, factory: factory).record(max(0, seconds))
             }
         case .startDeferred:

@@ -29,6 +29,14 @@ package final class DirectoryHandle {
         return current
     }
 
+    /// Opens a directory of hydra's own or the system's by its path, following links on the
+    /// way (an admin's linked /opt or /home); what is then done inside it follows none.
+    package static func openFollowingLinks(_ path: String) throws(SystemError) -> DirectoryHandle {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("opening", path) }
+        return DirectoryHandle(fd: fd, path: path)
+    }
+
     package enum Lookup {
         case directory(DirectoryHandle)
         case missing
@@ -134,8 +142,9 @@ package final class DirectoryHandle {
     /// then a rename over the target, with exactly `mode`. A reader sees the old file or the new
     /// one, never half.
     package func writeAtomically(_ name: String, _ bytes: [UInt8], staging: DirectoryHandle, mode: mode_t = 0o644) throws(SystemError) {
-        let temporary = "write-\(getpid())"
-        let file = openat(staging.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode)
+        // A name of its own for each write: the front's threads write in one folder at once.
+        let temporary = "write-\(getpid())-\(Secret.hexToken(byteCount: 8))"
+        let file = openat(staging.fd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard file >= 0 else { throw SystemError("creating", "\(staging.path)/\(temporary)") }
         fchmod(file, mode)  // exactly `mode`, whatever the umask
         var offset = 0
@@ -161,7 +170,7 @@ package final class DirectoryHandle {
     /// linked into place, so a reader never sees half and two writers never replace each
     /// other's file. False when something already was there (which is left as it is).
     package func createOnce(_ name: String, _ bytes: [UInt8], mode: mode_t) throws(SystemError) -> Bool {
-        let temporary = "once-\(getpid())"
+        let temporary = "once-\(getpid())-\(Secret.hexToken(byteCount: 8))"
         try writeAtomically(temporary, bytes, staging: self, mode: mode)
         defer { unlinkat(fd, temporary, 0) }
         if linkat(fd, temporary, fd, name, 0) == 0 { return true }
@@ -173,6 +182,7 @@ package final class DirectoryHandle {
     package func entryNames() -> [String] {
         guard let stream = fdopendir(dup(fd)) else { return [] }
         defer { closedir(stream) }
+        rewinddir(stream)  // the duplicate shares the offset a listing before left at the end
         var names: [String] = []
         while let entry = readdir(stream) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }

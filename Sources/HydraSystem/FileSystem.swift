@@ -48,25 +48,27 @@ package enum FileSystem {
         guard futimens(file, nil) == 0 else { throw SystemError("touching", path) }
     }
 
-    /// The text of the file at `path` (its last component never a link), or nil when there is
-    /// no such file, it is not a regular file, or it is larger than `maxBytes`.
+    /// The text of the file at `path` (its last component never a link; the folders on the way
+    /// may be), or nil when there is no such file, it is not a regular file, or it is larger
+    /// than `maxBytes`.
     package static func readText(_ path: String, maxBytes: Int = 1 << 20) -> String? {
         let (folder, name) = split(path)
-        guard case .file(let bytes)? = try? DirectoryHandle.open(folder).readEntry(name, maxBytes: maxBytes) else { return nil }
+        guard case .file(let bytes)? = try? DirectoryHandle.openFollowingLinks(folder).readEntry(name, maxBytes: maxBytes) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Replaces the file at `path` atomically (a reader sees the old file or the new one) with
-    /// exactly `mode`; the staging file is in the same folder.
+    /// exactly `mode`; the staging file is in the same folder. A link at the last component is
+    /// replaced, never written through.
     package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o644) throws(SystemError) {
         let (folder, name) = split(path)
-        let directory = try DirectoryHandle.open(folder)
+        let directory = try DirectoryHandle.openFollowingLinks(folder)
         try directory.writeAtomically(name, bytes, staging: directory, mode: mode)
     }
 
     /// The names in the folder at `path` (not "." and ".."), or nil when it cannot be read.
     package static func entryNames(in path: String) -> [String]? {
-        (try? DirectoryHandle.open(path))?.entryNames()
+        (try? DirectoryHandle.openFollowingLinks(path))?.entryNames()
     }
 
     /// Where the link at `path` points, or nil when it is not a link.

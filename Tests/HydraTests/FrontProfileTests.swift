@@ -74,6 +74,16 @@ extension FrontVisitTests {
         #expect(later.page.contains(#"value="research" checked"#) && helpers.calls.count == 2)
     }
 
+    @Test func aRecordedServerOfTheirsIsNotAskedAboutAgain() throws {
+        // A Slurm job (or a server that stopped answering) is recorded: no socket for the fast
+        // path, but ipynb-launch keeps its profile, so no choice page on every visit.
+        readyRuntimeDirectory()
+        try "research".write(toFile: "\(runtime)/alice/\(RuntimeDirectory.Entry.profile)", atomically: true, encoding: .utf8)
+        let helpers = FakeHelpers()
+        let answer = visit(try front(helpers, users: [alice], profiles: Self.profiles, research: ["alice"]))
+        #expect(answer.page.contains(#"id="login""#) && helpers.calls == ["start alice"])
+    }
+
     @Test func threatBobCannotGetResearchByAForgedOrReplayedOrHostileForm() throws {
         readyRuntimeDirectory()
         let helpers = FakeHelpers()

@@ -88,6 +88,8 @@ struct ProfileConfigTests {
         ("name = \"x\"\npython_env = \"relative\"", "profiles[0].python_env"), ("name = \"x\"\ncolour = \"red\"", "colour"),
         ("name = \"x\"\n[profiles.slurm]\nextra_sbatch_options = [\"--uid=0\"]", "extra_sbatch_options"),
         ("name = \"x\"\n[profiles.limits]\nmemory_max = \"lots\"", "memory_max"),
+        ("name = \"x\"\n[profiles.slurm]\nport_range = [30000, 30100]", "port_range"),   // the gate checks the site's range
+        ("name = \"x\"\n[profiles.slurm]\nbin_dir = \"/opt/other\"", "bin_dir"),
     ])
     func hostile(entry: String, key: String) throws {
         let message = try #require(error(Self.site + "[[profiles]]\n" + entry + "\n"))

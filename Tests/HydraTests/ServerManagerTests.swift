@@ -128,7 +128,7 @@ final class ServerManagerTests {
         let backend = Backend(.job(.init(phase: .waiting, endpoint: .notYet, answers: false)), queued: true)
         let report = try manager(backend).start()
         #expect(backend.noted == ["observe", "wait (resumed)"])
-        #expect(report.outcome == .waiting && report.queued?.id == "42" && report.place.jobEndpoint == nil && publishedToken == nil)
+        #expect(report.outcome == .waiting && report.queued?.id == "42" && report.place == .job(JobServer(job: "42", pin: String(repeating: "5a", count: 32))) && publishedToken == nil)
     }
 
     @Test("threat: a record that does not decode (forged, or half written) is never trusted: a new server")
@@ -160,6 +160,14 @@ final class ServerManagerTests {
         let again = Backend(.process(.serving))
         #expect(try manager(again, profiles: Self.profiles, groups: ["hydra", "research"]).start().outcome == .reused)
         #expect(again.noted == ["observe"])
+    }
+
+    @Test("a start without a choice (a visit's sync) never replaces a server, also one of a profile since removed")
+    func noChoiceKeepsTheServer() throws {
+        try writeRecord(ServerRecord(.process(77), token: String(repeating: "c", count: 64), profile: "removed"))
+        let backend = Backend(.process(.serving))
+        let report = try manager(backend, profiles: Self.profiles, groups: ["hydra", "research"]).start()
+        #expect(report.outcome == .reused && backend.noted == ["observe"] && record?.profile == "removed")
     }
 
     @Test("threat: a profile the person's groups do not allow is refused before anything is observed, ended or started")

@@ -41,6 +41,21 @@ struct SystemLayerTests {
         #expect(FileSystem.split("/a/b") == ("/a", "b") && FileSystem.split("/b") == ("/", "b"))
     }
 
+    @Test("writes from many threads into one folder at once never mix their files (the front's threads)")
+    func concurrentAtomicWrites() async throws {
+        let scratch = try Scratch()
+        let path = scratch.path
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<32 {
+                group.addTask {
+                    for round in 0..<20 { try? FileSystem.writeAtomically("\(path)/person\(index)", Array("\(index) \(round)".utf8), mode: 0o600) }
+                }
+            }
+        }
+        for index in 0..<32 { #expect(FileSystem.readText("\(path)/person\(index)") == "\(index) 19") }
+        #expect(FileSystem.entryNames(in: path)?.count == 32)  // no staging file left behind
+    }
+
     @Test("a call interrupted by a signal is made again; other results pass through at once")
     func interruptedCallsAreRetried() {
         var calls = 0

@@ -26,6 +26,6 @@ enum GitRefs {
     }
 
     static func isObjectID(_ text: String) -> Bool {
-        text.utf8.count == 40 && text.allSatisfy(\.isHexDigit)
+        Secret.isLowercaseHex(text.utf8, count: 40)
     }
 }

@@ -7,7 +7,7 @@ package enum SiteEvent: Codable, Sendable, Equatable {
     /// A visit to `/` answered with this outcome (the page it got: `lab`, `autologin`,
     /// `starting`, `forbidden`, `unavailable`...).
     case visit(outcome: String)
-    /// `ipynb-launch start` finished: `started`, `replaced` or `running` (from its answer), or
+    /// `ipynb-launch start` finished: `started`, `reused` or `waiting` (from its answer), or
     /// `failed`; `seconds` is how long the helper took; `profile` the server's (nil: failed).
     case start(outcome: String, seconds: Double, profile: String? = nil)
     /// A visit found every start slot (server.max_concurrent_starts) taken and was sent the

@@ -1,7 +1,7 @@
 import HydraSite
 
-/// The rules of a person's server's life, for both backends, as two pure decisions in the shape
-/// of `TutorialSync.decide`: the backend observes (what the record names, as facts), the
+/// The rules of a person's server's life, for both backends, as pure decisions in the shape of
+/// `TutorialSync.decide`: the backend observes (what the record names, as facts), the
 /// decision says what to do, and the backend and `ServerManager` act. Tested as a table
 /// (ServerLifecycleTests); the Python suite shows the same rules end to end.
 ///
@@ -134,7 +134,7 @@ package enum ServerLifecycle {
         /// End everything of this person's that hydra started (also servers no record names),
         /// forget the record, and launch a new server.
         case launch(LaunchReason)
-        /// End what is left as for a launch, and start nothing.
+        /// Start nothing, and leave everything as it is (a serving server keeps serving).
         case refuse(Refusal)
     }
 

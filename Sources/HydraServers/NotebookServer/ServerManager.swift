@@ -47,11 +47,16 @@ package struct ServerManager: Sendable {
 
     /// One backend of each kind the site's profiles use (the recorded server's own settings
     /// first): what ends every server of this person, also one of a profile since changed.
-    func endingBackends(for record: ServerRecord?) -> [any ServerBackend] {
+    /// `required`: whether its failure fails the caller (the recorded server's kind and the
+    /// one about to start); the others' is only logged by their absence (a Slurm controller
+    /// down must not stop anyone's local server from starting or stopping).
+    func endingBackends(for record: ServerRecord?, starting: Profile? = nil) -> [(backend: any ServerBackend, required: Bool)] {
         let recorded = record.flatMap { profile(named: $0.profile) }
+        let required = Set([recorded?.backend, starting?.backend].compactMap { $0 })
         var kinds: Set<HydraConfig.Server.Backend> = []
         return ([recorded].compactMap { $0 } + config.profiles).compactMap { profile in
-            kinds.insert(profile.backend).inserted ? backend(config.applying(profile)) : nil
+            guard kinds.insert(profile.backend).inserted else { return nil }
+            return (backend(config.applying(profile)), required.isEmpty || required.contains(profile.backend))
         }
     }
 
@@ -98,8 +103,10 @@ package struct ServerManager: Sendable {
         // Jupyter writes to the home as it starts; in a full home it fails with a trace only the
         // log shows: a clear refusal instead, before anything is started.
         let available = FileSystem.availableBytes(at: identity.account.home)
+        // Only a choice replaces a server: a start without one (a visit's sync, the person's own
+        // ipynb-launch) keeps whatever runs, also a server of a profile since removed.
         let observation = ServerLifecycle.Observation(self.backend(for: record).observe(record, in: runtime),
-                                                      profileMatches: record?.profile == profile.name,
+                                                      profileMatches: asked == nil || record?.profile == profile.name,
                                                       homeHasRoom: available.map { $0 >= Self.minimumRoomInHome } ?? true)
         let launched: ServerRecord
         let resumed: Bool
@@ -111,10 +118,9 @@ package struct ServerManager: Sendable {
         case .resume:
             (launched, resumed) = (record!, true)
         case .refuse(.homeFull):
-            try cleanUp(runtime)
             throw ServerFailure.homeFull(identity.name, home: identity.account.home, availableKiB: (available ?? 0) >> 10)
         case .launch(let reason):
-            try cleanUp(runtime)
+            try cleanUp(runtime, starting: profile)
             var record = try backend.launch(token: Secret.hexToken(), because: reason, in: runtime)
             record.profile = profile.name
             (launched, resumed) = (record, false)
@@ -186,9 +192,11 @@ package struct ServerManager: Sendable {
     }
 
     /// Ends every server of this user (the backends' part), then forgets the record and token.
-    func cleanUp(_ runtime: DirectoryHandle) throws {
+    func cleanUp(_ runtime: DirectoryHandle, starting: Profile? = nil) throws {
         let record = readRecord(runtime)
-        for backend in endingBackends(for: record) { try backend.cleanUp(record: record, in: runtime) }
+        for (backend, required) in endingBackends(for: record, starting: starting) {
+            if required { try backend.cleanUp(record: record, in: runtime) } else { try? backend.cleanUp(record: record, in: runtime) }
+        }
         try runtime.removeEntry(RuntimeDirectory.Entry.loginToken)
         try runtime.removeEntry(RuntimeDirectory.Entry.profile)
         try runtime.removeEntry(RuntimeDirectory.Entry.record)

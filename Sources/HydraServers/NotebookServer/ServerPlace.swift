@@ -16,6 +16,22 @@ package struct JobServer: Sendable, Equatable, Codable {
         (self.job, self.node, self.address, self.port, self.pin) = (job, node, address, port, pin)
     }
 
+    enum CodingKeys: String, CodingKey { case job, node, address, port, pin }
+
+    /// A job id is Slurm's number: anything else (a record the person wrote) is not one, and
+    /// never reaches squeue's or scancel's arguments.
+    package init(from decoder: any Decoder) throws {
+        let keys = try decoder.container(keyedBy: CodingKeys.self)
+        job = try keys.decode(String.self, forKey: .job)
+        guard !job.isEmpty, job.count <= 20, job.utf8.allSatisfy({ (48...57).contains($0) }) else {
+            throw DecodingError.dataCorruptedError(forKey: .job, in: keys, debugDescription: "a Slurm job id is a number")
+        }
+        node = try keys.decodeIfPresent(String.self, forKey: .node)
+        address = try keys.decodeIfPresent(String.self, forKey: .address)
+        port = try keys.decodeIfPresent(Int.self, forKey: .port)
+        pin = try keys.decodeIfPresent(String.self, forKey: .pin)
+    }
+
     /// Where hydra-gate may connect, once the job's server listens and its pin is well formed.
     package var endpoint: JobEndpoint? {
         guard let address, let port, let pin, JobEndpoint.isPin(pin) else { return nil }
@@ -67,10 +83,6 @@ package enum ServerPlace: Sendable, Equatable, Codable {
         case .local(let socket, _, _): socket
         case .job(let job): job.location
         }
-    }
-
-    package var jobEndpoint: JobEndpoint? {
-        if case .job(let job) = self { job.endpoint } else { nil }
     }
 }
 

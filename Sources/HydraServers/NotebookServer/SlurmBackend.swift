@@ -74,7 +74,7 @@ package struct SlurmBackend: ServerBackend {
         guard let recorded = record.job else { return .otherBackend }
         let job = try? client.job(recorded.job)
         let endpoint: ServerLifecycle.JobFacts.Endpoint
-        if recorded.port == nil, recorded.node == nil {
+        if recorded.port == nil, recorded.node == nil, recorded.address == nil {
             endpoint = .notYet
         } else if let job, job.phase == .running, job.node == recorded.node, recorded.address == (try? client.address(ofNode: job.node)) {
             endpoint = .matchesSlurm
@@ -135,7 +135,8 @@ package struct SlurmBackend: ServerBackend {
         let patience = resumed ? Self.queuePatienceSeconds.resumed : Self.queuePatienceSeconds.new
         var nextQueueCheck = 0.0
         var job: SlurmClient.Job?
-        var serving = recorded
+        // Where it serves comes from Slurm and the job's own endpoint file, never from the record.
+        var serving = JobServer(job: recorded.job, pin: recorded.pin)
         while true {
             if monotonicSeconds() >= nextQueueCheck {
                 // Slurm's controller answers every person: asked twice a second at most.

@@ -80,6 +80,10 @@ extension TableReader {
         }
         if var table = try subtable("slurm") {
             guard let slurm else { throw invalid("slurm", "a profile's slurm table refines the site's [slurm], which is missing") }
+            // hydra-gate checks every job's port against the site's range, with the site's Slurm commands.
+            for key in ["port_range", "bin_dir"] where table.keys.contains(key) {
+                throw table.invalid(key, "is the site's alone: set it in [slurm]")
+            }
             profile.slurm = try table.slurmSettings(over: slurm)
             try table.finish()
         }
