@@ -61,9 +61,10 @@ def test_both_nodes_are_idle_in_the_partition(slurm_cluster):
     for name, address in slurm_cluster.addresses().items():
         node = slurm_cluster.node(name)
         assert node["NodeAddr"] == address and node["NodeHostName"] == name
-        assert node["CPUTot"] == "16" and node["Partitions"] == "hydra"
-    # The default partition, so a plain sbatch lands there.
-    assert sh("sinfo", "-h", "-o", "%P").stdout.split() == ["hydra*"]
+        # node2 also makes up the partition "research", for the profiles' tests.
+        assert node["CPUTot"] == "16" and node["Partitions"] == {"node1": "hydra", "node2": "hydra,research"}[name]
+    # "hydra" is the default partition, so a plain sbatch lands there.
+    assert sh("sinfo", "-h", "-o", "%P").stdout.split() == ["hydra*", "research"]
     # `up` again finds it up and starts nothing new.
     pids = slurm_cluster.pids()
     result = sh(SlurmCluster.SCRIPT, "up")
