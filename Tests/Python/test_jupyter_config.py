@@ -220,9 +220,10 @@ class JupyterConfigTest(unittest.TestCase):
                 deadline = time.monotonic() + 10
                 while (self.log.stat().st_size if self.log.exists() else 0) != expected and time.monotonic() < deadline:
                     time.sleep(0.01)
+            # Found before the pipe closes: once it has, the pump may have returned already.
+            pump = next(thread for thread in threading.enumerate() if thread.name == "hydra-capped-log")
             os.close(1)
             os.close(2)  # the pipe's last writer: the pump reaches the end and returns
-            pump = next(thread for thread in threading.enumerate() if thread.name == "hydra-capped-log")
             pump.join(10)
             return pump.is_alive()
 
