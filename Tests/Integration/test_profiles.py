@@ -1,16 +1,21 @@
 """Profiles (issue 24) through the real Apache, sudo and Jupyter: rosalind (group research) chooses
 between `course` and `research`; lise may use `course` only. The rules themselves are tables in
-Swift (ServerLifecycleTests' profile rows, FrontProfileTests); here they are shown end to end."""
+Swift (ServerLifecycleTests' profile rows, FrontProfileTests); here they are shown end to end,
+through a Python HTTP client and through a real headless Chromium (e2e_site's `browsers`).
+Both of rosalind's tests begin from a person who has never chosen (`never_chosen`), so they hold
+whichever runs first, and alone."""
 import pathlib
 import re
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from selenium.webdriver.common.by import By
 
 from conftest import PREFIX, as_web_server, sh
-from e2e_site import reload_apache, stop_server
+from e2e_site import browsers, reload_apache, stop_server  # noqa: F401 (browsers: a fixture)
 from hydra_site import config_text, install_config, restart_gate
 from load_support import browser_for, server_status, visit
+from test_browser import answer_password_prompt
 from test_limits import process_limits
 
 PROFILES = """
@@ -31,6 +36,8 @@ groups = ["research"]
 memory_max = "4G"
 """
 PEOPLE = ["rosalind", "lise"]
+# The front remembers each person's last choice here (ProfileChoice.swift).
+CHOICES = pathlib.Path("/run/hydra/.front/profiles")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,12 +73,21 @@ def choose(browser, profile, token):
     return status, page
 
 
+def never_chosen(name):
+    """The person as on a first visit: no server, and no choice the front remembers (a recent
+    choice would carry a start on without asking; an old one would be the page's preselection)."""
+    stop_server(name)
+    (CHOICES / name).unlink(missing_ok=True)
+    assert not server_status(name).get("running"), server_status(name)
+
+
 def memory_limit(name):
     """The running server's RLIMIT_DATA (servers run detached in the sandbox: no systemd)."""
     return process_limits(server_status(name)["pid"])["Max data size"]
 
 
 def test_a_person_with_two_profiles_chooses_gets_its_limits_goes_straight_back_and_can_switch(site):
+    never_chosen("rosalind")
     rosalind = browser_for("rosalind")
     status, _, page = rosalind.request("GET", "/")
     assert status == 200 and 'name="profile"' in page, page[:500]
@@ -105,6 +121,83 @@ def test_a_person_with_two_profiles_chooses_gets_its_limits_goes_straight_back_a
     assert found[("hydra_running_servers", frozenset({("profile", "course")}))] >= 1
     assert found[("hydra_running_servers", frozenset({("profile", "research")}))] == 0
     assert found[("hydra_starts_total", frozenset({("outcome", "started"), ("profile", "research")}))] >= 1
+
+
+CHOICE_TITLE = "Choose your notebook server"
+SWITCH_TITLE = "Change your notebook server's profile"
+
+
+def profile_radios(browser):
+    """The page's profile inputs: value -> (the radio element, its label's visible text)."""
+    return {radio.get_attribute("value"): (radio, radio.find_element(By.XPATH, "./ancestor::label").text.strip())
+            for radio in browser.find('form[action="/hydra/profile"] input[type="radio"][name="profile"]')}
+
+
+def choose_in_page(browser, profile, button_text):
+    """What a person does on the page: clicks the profile's label, then the form's button."""
+    radios = profile_radios(browser)
+    radio, _ = radios[profile]
+    radio.find_element(By.XPATH, "./ancestor::label").click()
+    assert radio.is_selected() and not any(other.is_selected() for name, (other, _) in radios.items() if name != profile)
+    button = browser.find('form[action="/hydra/profile"] button[type="submit"]')[0]
+    assert button.text.strip() == button_text
+    button.click()
+
+
+def history(browser):
+    """The tab's session history (DevTools): every page it showed, redirects left out."""
+    return browser.driver.execute_cdp_cmd("Page.getNavigationHistory", {})["entries"]
+
+
+def test_in_chromium_a_person_picks_research_on_the_choice_page_gets_a_4g_lab_comes_back_without_a_choice_and_switches_to_course(browsers, site):
+    never_chosen("rosalind")
+    browser = browsers("rosalind-profiles")
+    answer_password_prompt(browser, "rosalind")
+    # 1. The first visit: the choice page, a plain form (no scripts), the default preselected.
+    browser.get("http://localhost/")
+    browser.wait(lambda b: b.driver.title == CHOICE_TITLE and profile_radios(b), "the choice page")
+    assert browser.path == "/" and not browser.find("script")
+    radios = profile_radios(browser)
+    assert {name: label for name, (_, label) in radios.items()} == {"course": "Course", "research": "Research"}
+    assert radios["course"][0].is_selected() and not radios["research"][0].is_selected()
+    text = browser.text()
+    assert "For the course's notebooks: 1 GiB" in text and "For the research group: 4 GiB" in text, text
+    assert "restarted" not in text  # nothing runs yet: nothing to restart
+    assert not server_status("rosalind").get("running")  # the page asks first; it starts nothing
+    browser.shot("profile-choice")
+    # 2. Research, then Start: her lab, on a server of that profile with its limits.
+    choose_in_page(browser, "research", "Start")
+    browser.wait_for_lab("rosalind")
+    status = server_status("rosalind")
+    assert status["running"] and status["profile"] == "research", status
+    assert memory_limit("rosalind") == str(4 << 30)
+    first_pid = status["pid"]
+    # 3. The next visit, once Apache's hydra-recent shortcut has lapsed (the front decides):
+    # straight to the lab, no page of the choice on the way, the same server.
+    browser.driver.execute_cdp_cmd("Network.deleteCookies", {"name": "hydra-recent", "domain": "localhost"})
+    seen = len(history(browser))
+    browser.get("http://localhost/")
+    browser.wait(lambda b: b.driver.title in (CHOICE_TITLE, SWITCH_TITLE) or b.path.startswith("/user/rosalind/lab"),
+                 "the next visit to reach the lab or a choice")
+    assert browser.driver.title not in (CHOICE_TITLE, SWITCH_TITLE), browser.text()[:300]
+    browser.wait_for_lab("rosalind")
+    shown = history(browser)[seen:]
+    assert shown and not [e for e in shown if e["title"] in (CHOICE_TITLE, SWITCH_TITLE) or "/hydra/profile" in e["url"]], shown
+    assert server_status("rosalind")["pid"] == first_pid
+    # 4. /hydra/profile: the page says the server restarts and what is not saved is lost; Course,
+    # then the button: a new server of that profile, and the browser back in the lab.
+    browser.get("http://localhost/hydra/profile")
+    browser.wait(lambda b: b.driver.title == SWITCH_TITLE and profile_radios(b), "the page to change the profile")
+    text = browser.text()
+    assert "will be restarted" in text and "save your open notebooks first" in text and "not saved is lost" in text, text
+    radios = profile_radios(browser)
+    assert set(radios) == {"course", "research"} and radios["research"][0].is_selected()  # the running one
+    browser.shot("profile-switch")
+    choose_in_page(browser, "course", "Restart with this profile")
+    browser.wait_for_lab("rosalind")
+    after = server_status("rosalind")
+    assert after["running"] and after["profile"] == "course" and after["pid"] != first_pid, (after, first_pid)
+    assert memory_limit("rosalind") == str(1 << 30)
 
 
 def test_a_person_with_one_profile_never_sees_a_choice_and_cannot_post_another(site):
