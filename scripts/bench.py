@@ -30,8 +30,8 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "Tests/Integration"))
 sys.path.insert(0, str(HERE))
-from hydra_site import (PASSWORD, PREFIX, SITE_URL, Browser, as_user, as_web_server, basic_auth,  # noqa: E402
-                        refresh_mirrors, sh, start_directory, start_site, stop_site)
+from hydra_site import (PASSWORD, PREFIX, SITE_URL, Browser, as_user, as_web_server, basic_auth, config_text,  # noqa: E402
+                        install_config, refresh_mirrors, sh, start_directory, start_site, stop_site)
 from load_support import (Bystander, memory_kib, percentile, pids, pss_kib, rss_kib, visit,  # noqa: E402
                           websocket_headers, wrk)
 from kernel_client import delete_kernel, run_code, start_kernel, unix_resolver  # noqa: E402
@@ -420,6 +420,52 @@ def hydra_own_figures():
     print("| path | p50 | p99 | runs |\n|---|---|---|---|")
     row("warm start (server running, mirror fresh): reuse", timed(lambda: as_user("grace", launch, "start", "--json"), count(50, 10)))
     row("sync with nothing new", timed(lambda: as_user("grace", launch, "sync", "--json"), count(50, 10)))
+
+
+# Issue 24: two profiles, of which the person may use one (course): no choice, and the front's
+# warm answer must stay as fast as on a site without [[profiles]].
+TWO_PROFILES = """
+[[profiles]]
+name = "course"
+default = true
+
+[[profiles]]
+name = "research"
+groups = ["research"]
+"""
+
+
+def profile_figures():
+    """The warm visit the front answers (hydra-recent expired; grace's server running), on the
+    site without [[profiles]] and on one with two of which grace may use one, in alternating
+    blocks (the front reads hydra.toml when it starts: an Apache graceful reload between)."""
+    from e2e_site import reload_apache
+    launch = str(PREFIX / "ipynb-launch")
+    as_user("grace", launch, "start")
+    grace = HYDRA.visitor("grace")
+    texts = {"without": config_text(), "with": config_text() + TWO_PROFILES}
+    samples = {"without": [], "with": []}
+
+    def front_visit():
+        grace.cookies.pop("hydra-recent", None)
+        return to_lab(grace)[0]
+    try:
+        for block in range(count(8, 2)):
+            for key in ("without", "with") if block % 2 == 0 else ("with", "without"):
+                install_config(text=texts[key])
+                reload_apache()
+                for _ in range(5):  # mod_fcgid starts its processes again after the reload
+                    front_visit()
+                samples[key] += [front_visit() for _ in range(count(25, 5))]
+    finally:
+        install_config(text=texts["without"])
+        reload_apache()
+    print("\n## Profiles (issue 24): warm visit the front answers (hydra-recent expired), alternating blocks\n")
+    print("| site | p50 | p99 | runs |\n|---|---|---|---|")
+    row("no [[profiles]]", samples["without"])
+    row("two [[profiles]], the person may use one (no choice page)", samples["with"])
+    ratio = statistics.median(samples["with"]) / statistics.median(samples["without"])
+    print(f"\nwith / without, p50: {ratio:.2f}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -818,7 +864,21 @@ def print_table(r):
             print(f"  - hub log: {line}")
 
 
+def profiles_only():
+    """HYDRA_BENCH_ONLY=profiles: the profiles' figures alone (no JupyterHub)."""
+    directory = start_directory()
+    start_site()
+    try:
+        sh(str(PREFIX / "addldapuser"), "grace")
+        profile_figures()
+    finally:
+        stop_site()
+        directory.stop()
+
+
 def main():
+    if os.environ.get("HYDRA_BENCH_ONLY") == "profiles":
+        return profiles_only()
     began = time.perf_counter()
     apache = sh("apache2ctl", "-v", check=False).stdout.split("\n")[0].split(": ")[-1]
     print(f"# versions: hydra's users' env {versions(pathlib.Path('/opt/hydra/jupyter'))}; "
@@ -832,6 +892,7 @@ def main():
         hub.prepare(hub_users)
         hub.start()
         hydra_own_figures()
+        profile_figures()
         results = side_by_side(hub)
         print_table(results)
         print(f"\nbenchmark time: {time.perf_counter() - began:.0f} s")

@@ -145,14 +145,10 @@ package struct Front: Sendable {
                     return response
                 }
             }
-            let profile: String?
-            if let chosen {
-                profile = chosen
-            } else {
-                switch profileForStart(name) {
-                case .use(let remembered): profile = remembered
-                case .ask(let choicePage): return choicePage
-                }
+            let profile: String?, startsLocally: Bool
+            switch profileForStart(name, chosen: chosen) {
+            case .use(let asked, let local): (profile, startsLocally) = (asked, local)
+            case .ask(let choicePage): return choicePage
             }
             let runtime = RuntimeDirectory(base: config.server.runtimeDir)
             guard let turn = try gate.userTurn(name) else {
@@ -162,7 +158,7 @@ package struct Front: Sendable {
             let listening = try account.map { ServerSocket.isListening(in: try DirectoryHandle.open(runtime.path(for: name)), ownerUID: $0.uid) } ?? false
             if !listening {
                 // A Slurm job's memory is its node's, not this machine's.
-                if startsLocally(name, profile: profile), let page = noRoomPage(name) { return page }
+                if startsLocally, let page = noRoomPage(name) { return page }
                 guard let slot = try gate.startSlot() else {
                     link.send(.startDeferred)
                     logger.info("start deferred: \(gate.slots) servers are starting", metadata: ["user": "\(name)"])
@@ -223,12 +219,19 @@ package struct Front: Sendable {
 
     /// Whether the account is ready, judged without privilege: it exists, is in the hydra
     /// group, and its runtime directory, the front's lock folder and (under systemd) lingering
-    /// are as addldapuser leaves them.
+    /// are as addldapuser leaves them; under systemd, lingering and the ceiling of the person's
+    /// slice as their groups and the site's profiles make it today.
     func isAccountReady(_ name: UserName, account: PasswdEntry?) -> Bool {
-        guard let account, accounts.groupNames(of: account).contains(config.accounts.group) else { return false }
-        let lingering = Supervision(config: config).mode != .systemd || FileSystem.exists(Supervision.lingerFile(name))
-        return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config, database: accounts)
-            && FileSystem.exists(gate.directory) && lingering
+        guard let account else { return false }
+        let groups = accounts.groupNames(of: account)
+        guard groups.contains(config.accounts.group) else { return false }
+        if Supervision(config: config).mode == .systemd {
+            let ceiling = SliceCeiling(uid: account.uid, limits: config.ceiling(for: name, memberOf: groups))
+            guard FileSystem.exists(Supervision.lingerFile(name)), ceiling.isRecorded(stateDir: AccountProvisioner.stateDir, name: name) else {
+                return false
+            }
+        }
+        return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config, database: accounts) && FileSystem.exists(gate.directory)
     }
 
     /// The sync a visit to a running server leaves for after its answer (through the same

@@ -45,35 +45,35 @@ extension Front {
     var choiceWindowSeconds: Double { Double(config.server.startTimeoutSeconds) + 60 }
 
     enum StartProfile {
-        /// Start with this profile (nil: ipynb-launch's choice, the only one allowed or the site's implicit one).
-        case use(String?)
+        /// Start with this profile (nil: ipynb-launch's choice, the only one allowed, the recorded
+        /// server's or the site's implicit one); `local`: whether that server runs on this machine.
+        case use(String?, local: Bool)
         /// Ask the person first.
         case ask(FrontResponse)
     }
 
-    /// For a visit that must start a server: the profile to ask ipynb-launch for, or the page
-    /// where the person chooses one.
-    func profileForStart(_ name: UserName) -> StartProfile {
-        guard let allowed = allowedProfiles(name), allowed.count > 1 else { return .use(nil) }
+    /// For a visit that must start a server: the profile to ask ipynb-launch for (`chosen`: the
+    /// one just posted), or the page where the person chooses one.
+    func profileForStart(_ name: UserName, chosen: String?) -> StartProfile {
+        func isLocal(_ profile: Profile?) -> Bool { (profile ?? config.profiles[0]).backend == .local }
+        func named(_ wanted: String) -> Profile? { config.profiles.first { $0.name == wanted } }
+        if let chosen { return .use(chosen, local: isLocal(named(chosen))) }
+        let allowed = allowedProfiles(name) ?? []
+        guard allowed.count > 1 else { return .use(nil, local: isLocal(allowed.first)) }
         // A server of theirs is recorded (a Slurm job the fast path cannot see, or one that
         // stopped answering): ipynb-launch keeps its profile; /hydra/profile changes it.
-        if ServerCensus(config: config, accounts: accounts).profile(of: name.value) != nil { return .use(nil) }
+        if let recorded = ServerCensus(config: config, accounts: accounts).profile(of: name.value) {
+            return .use(nil, local: isLocal(named(recorded)))
+        }
         if let (profile, at) = choices.last(for: name), Date().timeIntervalSince1970 - at < choiceWindowSeconds,
-           allowed.contains(where: { $0.name == profile }) {
-            return .use(profile)
+           let remembered = allowed.first(where: { $0.name == profile }) {
+            return .use(profile, local: isLocal(remembered))
         }
         return .ask(profilePage(name, allowed: allowed, switching: false))
     }
 
-    /// Whether the server a start makes runs on this machine (its memory is this machine's):
-    /// the chosen profile's backend, else the person's default one's.
-    func startsLocally(_ name: UserName, profile: String?) -> Bool {
-        let chosen = profile.flatMap { name in config.profiles.first { $0.name == name } }
-        let profile = chosen ?? HydraConfig.defaultProfile(of: allowedProfiles(name) ?? config.profiles) ?? config.profiles[0]
-        return profile.backend == .local
-    }
-
-    /// The list of profiles with the last choice (else the default) selected; posts to /hydra/profile.
+    /// The list of profiles with the running server's (else the last choice, else the default)
+    /// selected and marked; posts to /hydra/profile.
     func profilePage(_ name: UserName, allowed: [Profile], switching: Bool) -> FrontResponse {
         let xsrf: String
         do {
@@ -81,10 +81,13 @@ extension Front {
         } catch {
             return incident(name, "profile page: no form token: \(error)")
         }
-        let selected = choices.last(for: name).map(\.profile).flatMap { last in allowed.first { $0.name == last } }
-            ?? HydraConfig.defaultProfile(of: allowed)
+        // The running server's profile may be another than the last choice (a start over ssh).
+        let running = switching ? ServerCensus(config: config, accounts: accounts).profile(of: name.value) : nil
+        let selected = [running, choices.last(for: name)?.profile].compactMap { $0 }.lazy
+            .compactMap { wanted in allowed.first { $0.name == wanted } }.first ?? HydraConfig.defaultProfile(of: allowed)
         let rows: [[String: Any]] = allowed.map { profile in
-            ["name": profile.name, "title": profile.title, "description": profile.description, "checked": profile.name == selected?.name]
+            ["name": profile.name, "title": profile.title, "description": profile.description, "checked": profile.name == selected?.name,
+             "running": profile.name == running]
         }
         return page(200, "profile", title: switching ? "Change your notebook server's profile" : "Choose your notebook server",
                     values: ["profiles": rows, "xsrf": xsrf, "switching": switching, "several": allowed.count > 1])

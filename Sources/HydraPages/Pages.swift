@@ -62,11 +62,12 @@ package struct Pages: Sendable {
         "profile": """
             <h1>{{#switching}}Change your notebook server's profile{{/switching}}{{^switching}}Choose your notebook server{{/switching}}</h1>
             {{#switching}}<p>Your notebook server will be <strong>restarted</strong> with the profile you choose: save your open
-            notebooks first (what is not saved is lost; your files stay as they are).</p>{{/switching}}
+            notebooks first (what is not saved is lost; your files stay as they are). Choosing the one it runs now
+            changes nothing.</p>{{/switching}}
             {{^several}}<p>Your account may use one profile only.</p>{{/several}}
             <form method="post" action="/hydra/profile">
             {{#profiles}}<p><label><input type="radio" name="profile" value="{{name}}"{{#checked}} checked{{/checked}}>
-            <strong>{{title}}</strong></label>{{#description}}<br><span class="muted">{{description}}</span>{{/description}}</p>
+            <strong>{{title}}</strong>{{#running}} <span class="muted">(your server's profile now)</span>{{/running}}</label>{{#description}}<br><span class="muted">{{description}}</span>{{/description}}</p>
             {{/profiles}}
             <input type="hidden" name="_xsrf" value="{{xsrf}}">
             <p><button type="submit">{{#switching}}Restart with this profile{{/switching}}{{^switching}}Start{{/switching}}</button></p>

@@ -16,7 +16,10 @@ struct AddLDAPUser: ParsableCommand {
             existing account (and adds it to the hydra group) or creates it with the UID and display \
             name from LDAP. With no LDAP entry, a local UID is used only when the directory answered \
             "no such entry" and accounts.local_uid_fallback is on. Finally prepares the runtime \
-            directory <server.runtime_dir>/NAME (owner NAME, group of the web server, mode 2750).
+            directory <server.runtime_dir>/NAME (owner NAME, group of the web server, mode 2750). \
+            Where the servers are systemd units, it also enables lingering and sets the ceiling on \
+            the person's user-UID.slice (MemoryMax, CPUQuota, TasksMax) to the most their profiles \
+            allow, recorded in /var/lib/hydra/ceilings/NAME.
 
             Configuration: \(HydraConfig.defaultPath) only (root-owned); --config is refused under sudo.
 

@@ -111,6 +111,19 @@ extension FrontVisitTests {
         #expect(response.status == 200 && page.contains("restarted") && page.contains("save your open") && helpers.calls.isEmpty)
     }
 
+    @Test func theSwitchPageSelectsAndMarksTheRunningServersProfileOverTheLastChoice() throws {
+        // She chose course on the site, then started research over ssh: the page says research.
+        readyRuntimeDirectory()
+        let helpers = FakeHelpers()
+        let front = try front(helpers, users: [alice], profiles: Self.profiles, research: ["alice"])
+        #expect(post(front, as: "alice", form: "profile=course&_xsrf=\(try token(front, for: "alice"))").status == 200)
+        try "research".write(toFile: "\(runtime)/alice/\(RuntimeDirectory.Entry.profile)", atomically: true, encoding: .utf8)
+        let response = front.handle(FrontRequest(parameters: ["REQUEST_URI": "/hydra/profile", "REQUEST_METHOD": "GET", "REMOTE_USER": "alice"]))
+        let page = String(decoding: response.body, as: UTF8.self)
+        #expect(page.contains(#"value="research" checked>"#) && !page.contains(#"value="course" checked"#))
+        #expect(page.components(separatedBy: "(your server's profile now)").count == 2, "\(page)")
+    }
+
     @Test func aSiteWithoutProfilesNeverShowsAChoice() throws {
         readyRuntimeDirectory()
         let helpers = FakeHelpers()

@@ -81,6 +81,26 @@ struct ProfileConfigTests {
         #expect(HydraConfig.defaultProfile(of: researchOnly.profiles(forMemberOf: ["hydra"])) == nil)
     }
 
+    @Test("the ceiling on a person's slice: the most their local profiles allow, property by property; none for Slurm only")
+    func ceiling() throws {
+        let name = try UserName("ada")
+        let big = Self.research.replacingOccurrences(of: "backend = \"slurm\"", with: "backend = \"local\"")
+            .replacingOccurrences(of: "[profiles.slurm]\npartition = \"gpu\"\ncpus = 8\nmemory = \"32G\"\nextra_sbatch_options = [\"--gres=gpu:1\"]",
+                                  with: "[profiles.limits]\nmemory_max = \"4G\"\ncpu_quota = \"\"\ntasks_max = 50")
+        let config = try parse(Self.site + Self.course + big)
+        let course = config.profiles[0].limits
+        #expect(config.ceiling(for: name, memberOf: ["hydra"]) == course)
+        let both = config.ceiling(for: name, memberOf: ["hydra", "research"])
+        #expect(both == ResourceLimits(memoryMaxBytes: 4 << 30, cpuQuotaPercent: nil, tasksMax: max(course.tasksMax ?? 0, 50)))
+        // A Slurm profile adds nothing on this machine; Slurm profiles only: no ceiling.
+        #expect(try parse(Self.site + Self.course + Self.research).ceiling(for: name, memberOf: ["research"]) == course)
+        #expect(try parse(Self.site + Self.research).ceiling(for: name, memberOf: ["research"]) == ResourceLimits())
+        // Without profiles: the site's limits for this person, with their own [limits.users] table.
+        let plain = try parse(Self.site + "[limits.users.ada]\nmemory_max = \"3G\"\n")
+        #expect(plain.ceiling(for: name, memberOf: []).memoryMaxBytes == 3 << 30)
+        #expect(plain.ceiling(for: try UserName("bob"), memberOf: []).memoryMaxBytes == 2 << 30)
+    }
+
     @Test("hostile or broken profiles are errors naming the key", arguments: [
         ("name = \"../x\"", "profiles[0].name"), ("name = \"\(String(repeating: "a", count: 33))\"", "profiles[0].name"),
         ("name = \"Course\"", "profiles[0].name"), ("name = \"\"", "profiles[0].name"),

@@ -117,4 +117,31 @@ struct JupyterEnvironmentCheckTests {
         #expect(found == ["jupyter_server": "2.21.1", "jupyterlab": "4.6.6"])   // no ipykernel: only a folder, not installed by pip
         #expect(LaunchCheck.installedVersions(in: "\(environment)/nowhere").isEmpty)
     }
+
+    @Test("the slice's ceiling: every property set, the unlimited ones reset; recorded only once systemd took it")
+    func sliceCeiling() throws {
+        let name = try UserName("ada")
+        let ceiling = SliceCeiling(uid: 1234, limits: ResourceLimits(memoryMaxBytes: 1 << 30, cpuQuotaPercent: 200, tasksMax: nil))
+        #expect(ceiling.unit == "user-1234.slice")
+        #expect(ceiling.properties == ["MemoryMax=1073741824", "CPUQuota=200%", "TasksMax=infinity"])
+        #expect(SliceCeiling(uid: 1234, limits: ResourceLimits()).properties == ["MemoryMax=infinity", "CPUQuota=", "TasksMax=infinity"])
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("hydra-ceiling-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        var calls: [[String]] = []
+        #expect(!ceiling.isRecorded(stateDir: state, name: name))
+        // systemctl refusing: nothing recorded, so the front asks addldapuser again next time.
+        #expect(throws: StepFailure.self) {
+            try ceiling.apply(stateDir: state, name: name) { _, _ in throw StepFailure("systemctl failed", status: .systemError) }
+        }
+        #expect(!ceiling.isRecorded(stateDir: state, name: name))
+        try ceiling.apply(stateDir: state, name: name) { program, arguments in calls.append([program] + arguments) }
+        #expect(calls == [["/usr/bin/systemctl", "set-property", "user-1234.slice", "MemoryMax=1073741824", "CPUQuota=200%", "TasksMax=infinity"]])
+        #expect(ceiling.isRecorded(stateDir: state, name: name))
+        // Another ceiling (the site's profiles or the person's groups changed), or another UID: not recorded.
+        #expect(!SliceCeiling(uid: 1234, limits: ResourceLimits(memoryMaxBytes: 4 << 30)).isRecorded(stateDir: state, name: name))
+        #expect(!SliceCeiling(uid: 1235, limits: ceiling.limits).isRecorded(stateDir: state, name: name))
+        let mode = try FileManager.default.attributesOfItem(atPath: SliceCeiling.recordPath(stateDir: state, name: name))[.posixPermissions] as? Int
+        #expect(mode == 0o644)
+    }
+
 }

@@ -21,7 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, as_user, install_config, sh, stop_process, wait_for
+from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, as_user, install_config, reload_apache, sh, stop_process, wait_for  # noqa: F401 (reload_apache: the tests take it from here)
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = "/usr/lib/chromium/chromium"   # the binary itself, not Debian's launcher script
@@ -306,30 +306,6 @@ def kinit(name, password=PASSWORD):
 
 
 # --- the site, as the admin changes it ----------------------------------------------------------
-
-def front_processes():
-    """PIDs of the running hydra-cgi processes (read from /proc; nothing is signalled)."""
-    pids = set()
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0]
-            except OSError:
-                continue
-            if argv0 == str(PREFIX / "hydra-cgi").encode():
-                pids.add(int(entry.name))
-    return pids
-
-
-def reload_apache():
-    """`apache2ctl graceful`, as the README says after a change: hydra-cgi reads hydra.toml when
-    it starts, so this waits until the old front processes are gone and the site answers."""
-    old = front_processes()
-    sh("apache2ctl", "graceful")
-    wait_for(lambda: not old & front_processes(), timeout=60, interval=0.1)
-    wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health",
-                        check=False).stdout == "200", timeout=60, interval=0.1)
-
 
 @contextlib.contextmanager
 def start_in_progress(name):

@@ -179,6 +179,30 @@ def install_config(**overrides):
     os.replace(tmp, path)
 
 
+def front_processes():
+    """PIDs of the running hydra-cgi processes (read from /proc; nothing is signalled)."""
+    pids = set()
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if argv0 == str(PREFIX / "hydra-cgi").encode():
+                pids.add(int(entry.name))
+    return pids
+
+
+def reload_apache():
+    """`apache2ctl graceful`, as the README says after a change: hydra-cgi reads hydra.toml when
+    it starts, so this waits until the old front processes are gone and the site answers."""
+    old = front_processes()
+    sh("apache2ctl", "graceful")
+    wait_for(lambda: not old & front_processes(), timeout=60, interval=0.1)
+    wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health",
+                        check=False).stdout == "200", timeout=60, interval=0.1)
+
+
 def start_site():
     """hydra installed by scripts/install-site, Apache running with LDAP Basic auth."""
     auth = pathlib.Path("/tmp/hydra-test-auth.conf")

@@ -144,6 +144,10 @@ def visit_lab():
     person reloads. That one case is tried once more (and shown); any other is a failure."""
     errors = ErrorLog()
     result = visit(state["browser"])
+    if not result.in_lab(USER) and result.steps and "Choose" in result.steps[-1].title:
+        # No server of hers runs (a reboot, an idle shutdown): her last choice is preselected.
+        choose(state["browser"])
+        result = visit(state["browser"])
     if not result.in_lab(USER):
         info(f"the visit ended in {result.status} after {result.seconds:.0f} s; Apache's error logs:\n{errors.text()[-3000:]}")
         if result.status == 500 and "read data timeout" in errors.text():
@@ -153,19 +157,38 @@ def visit_lab():
     return result
 
 
+def choose(browser, profile=None):
+    """Posts the profile page's form, as the person would: `profile`, or the one preselected."""
+    code, _, page = browser.request("GET", "/hydra/profile")
+    assert code == 200 and 'name="profile"' in page, f"/hydra/profile answered {code}: {page[:500]}"
+    if profile is None:
+        profile = re.search(r'name="profile" value="([^"]+)" checked', page).group(1)
+    token = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+    code, _, page = browser.request("POST", "/hydra/profile", form={"profile": profile, "_xsrf": token})
+    assert code == 200, f"choosing {profile} answered {code}: {page[:500]}"
+
+
+def slice_file(name, user=USER):
+    """A cgroup file of the person's user-UID.slice: the ceiling on all they run."""
+    user_id = int(sh("id", "-u", user).stdout)
+    return pathlib.Path(f"/sys/fs/cgroup/user.slice/user-{user_id}.slice/{name}").read_text().strip()
+
+
 def assert_kernel_computes(when):
     reply = execute(state["kernel"], "print(1 + 1)")
     assert reply == {"status": "ok", "output": "2\n"}, f"{when}, the kernel answered {reply}"
 
 
-def set_config(table, key, value):
+def set_config(table, key, value, after=None):
     """KEY = VALUE (TOML) in [TABLE] of hydra.toml, replacing the key if it is there; the table
-    is added at the end if it is missing. hydra-cgi reads the file again on an Apache reload."""
+    is added at the end if it is missing. after: the first [TABLE] after this line (a profile's
+    `name = "..."`). hydra-cgi reads the file again on an Apache reload."""
     lines = CONFIG.read_text().splitlines()
     header = f"[{table}]"
-    if header not in lines:
+    first = lines.index(after) if after else 0
+    if header not in lines[first:]:
         lines += ["", header]
-    start = lines.index(header) + 1
+    start = lines.index(header, first) + 1
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
     lines = [line for i, line in enumerate(lines) if not (start <= i < end and re.match(rf"{key}\s*=", line))]
     lines.insert(start, f"{key} = {value}")
@@ -190,6 +213,10 @@ def check_systemd_is_pid1():
 
 def check_first_visit():
     state["browser"] = browser_for(USER, PASSWORD)
+    code, _, page = state["browser"].request("GET", "/")
+    offered = re.findall(r'name="profile" value="([^"]+)"', page)
+    assert code == 200 and offered == ["course", "research"], f"her first page ({code}) offers {offered}: {page[:500]}"
+    choose(state["browser"], "course")
     result = visit_lab()
     state["server"] = server_pid()
     return f"{result.seconds:.1f} s to the lab; server pid {state['server']}"
@@ -250,7 +277,7 @@ def apache_keeps_server_and_kernel(action):
     sh("systemctl", "is-active", "apache2")
     assert alive(state["server"]) and alive(state["kernel_pid"]), f"after {action}: server or kernel gone {before}"
     assert unit_active() and server_pid() == state["server"], f"after {action}: status pid {server_pid()}, was {state['server']}"
-    result = visit_lab()
+    visit_lab()
     code, body = api(state["browser"], USER, "GET", "kernels")
     assert code == 200 and state["kernel"] in body, f"the kernel is not listed after {action}: {code} {body[:300]}"
     assert server_pid() == state["server"] and process_with(f"kernel-{state['kernel']}.json") == state["kernel_pid"]
@@ -378,7 +405,7 @@ def check_stop_agrees_with_systemd():
 
 
 def check_visit_after_stop_starts_a_fresh_unit():
-    result = visit_lab()
+    visit_lab()
     fresh = server_pid()
     assert fresh and fresh != state["server"] and unit_active(), (fresh, state["server"])
     assert int(unit_properties(UNIT, "MainPID")["MainPID"]) == fresh
@@ -389,6 +416,42 @@ def check_visit_after_stop_starts_a_fresh_unit():
 def check_no_failed_units():
     assert_no_failed_units()
     return "systemctl --failed and systemctl --user --failed list nothing"
+
+
+def check_switch_to_research():
+    before = state["server"]
+    choose(state["browser"], "research")
+    visit_lab()
+    state["server"] = server_pid()
+    assert state["server"] != before and unit_active() and status().get("profile") == "research", status()
+    memory = cgroup_file("memory.max")
+    assert memory == str(4 << 30), f"the unit's memory.max is {memory}, research's is {4 << 30}"
+    return f"server pid {state['server']}, memory.max {memory}"
+
+
+def check_slice_ceilings():
+    bob = browser_for("bob", PASSWORD)
+    result = visit(bob)
+    assert_in_lab(result, "bob")
+    assert "Choose" not in " ".join(step.title for step in result.steps), result.trail()
+    found = {"alice": slice_file("memory.max"), "bob": slice_file("memory.max", "bob")}
+    assert found == {"alice": str(4 << 30), "bob": MEMORY_MAX}, found
+    assert (slice_file("pids.max", "bob"), slice_file("cpu.max", "bob")) == (TASKS_MAX, CPU_MAX)
+    return f"memory.max of the slices: {found}; bob's pids.max {TASKS_MAX}, cpu.max {CPU_MAX}"
+
+
+def check_own_unit_held_by_the_slice():
+    """Threat: bob, over ssh, starts a unit of his own asking his manager for 8 GiB."""
+    bob_id = int(sh("id", "-u", "bob").stdout)
+    allocate = "data = b'x' * (600 << 20); print('allocated', len(data))"
+    result = as_user("bob", "env", f"XDG_RUNTIME_DIR=/run/user/{bob_id}", f"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{bob_id}/bus",
+                     "systemd-run", "--user", "--wait", "--pipe", "--collect", "--unit=bob-own-big", "--property=MemoryMax=8G",
+                     "--property=MemorySwapMax=0", "/usr/bin/python3", "-c", allocate, timeout=300)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "allocated" not in said and ("oom-kill" in said or "status=KILL" in said), \
+        f"exit {result.returncode}: {said[-1500:]}"
+    assert server_status("bob").get("running"), "bob's own unit's OOM took his server with it"
+    return f"systemd-run --user -p MemoryMax=8G: {said.strip().splitlines()[-1] if said.strip() else result.returncode}"
 
 
 def check_site_back_after_reboot():
@@ -561,12 +624,15 @@ def check_purge_deletes_hydras_state_only():
     assert sh("getent", "passwd", USER).returncode == 0 and pathlib.Path(f"/home/{USER}/tutorials").is_dir()
     assert sh("getent", "group", "hydra").returncode == 0
     assert "hydra-notebooks:" in result.stdout + result.stderr, "purge did not say what it deleted"
-    return "hydra's files gone; alice's account, home and group hydra kept"
+    dropins = list(pathlib.Path("/etc/systemd/system.control").glob("user-*.slice.d/50-*.conf"))
+    assert not dropins and slice_file("memory.max") == "max", f"ceilings left: {dropins}, memory.max {slice_file('memory.max')}"
+    return "hydra's files and the slices' ceilings gone; alice's account, home and group hydra kept"
 
 
 def use_test_limits():
+    # The demo's profile course is everyone's: its limits are the ones these checks push against.
     for key, value in LIMITS.items():
-        set_config("limits", key, value)
+        set_config("profiles.limits", key, value, after='name = "course"')
     set_config("server", "start_timeout_seconds", str(START_TIMEOUT))
 
 
@@ -595,6 +661,11 @@ PHASES = {
         ("`ipynb-launch stop` stops the unit; status and systemd agree", check_stop_agrees_with_systemd),
         ("after a stop, the next visit starts a fresh server unit", check_visit_after_stop_starts_a_fresh_unit),
         ("no failed unit, system or alice's", check_no_failed_units),
+        ("alice switches to research at /hydra/profile: a new unit whose memory.max is research's 4 GiB", check_switch_to_research),
+        ("the ceiling on each person's user-UID.slice is the most their profiles allow: alice research's, bob course's",
+         check_slice_ceilings),
+        ("bob's own unit with MemoryMax=8G is held by his slice: 600 MiB is OOM-killed, his server lives",
+         check_own_unit_held_by_the_slice),
         (f"server.idle_timeout_seconds = {IDLE_TIMEOUT} for the next boot", shorten_idle_timeout),
     ],
     "after-reboot": [

@@ -49,7 +49,10 @@ package struct AccountProvisioner: Sendable {
     package let stateDir: String
     package let dryRun: Bool
 
-    package init(config: HydraConfig, dryRun: Bool = false, stateDir: String = "/var/lib/hydra") {
+    /// Root's records: the accounts hydra made, the next local UID, the people's ceilings.
+    package static let stateDir = "/var/lib/hydra"
+
+    package init(config: HydraConfig, dryRun: Bool = false, stateDir: String = AccountProvisioner.stateDir) {
         self.config = config
         self.policy = AccountPolicy(config: config)
         self.directory = DirectoryLookup(settings: config.ldap)
@@ -121,6 +124,13 @@ package struct AccountProvisioner: Sendable {
         if supervision.mode == .systemd, !FileSystem.exists(Supervision.lingerFile(name)) {
             actions.append("enable lingering for \(name) (loginctl enable-linger)")
             if !dryRun { try run("/usr/bin/loginctl", ["enable-linger", "--", name.value]) }
+        }
+        if supervision.mode == .systemd {
+            let ceiling = SliceCeiling(uid: entry.uid, limits: config.ceiling(for: name, memberOf: UserDatabase.groupNames(of: entry)))
+            if !ceiling.isRecorded(stateDir: stateDir, name: name) {
+                actions.append("set the ceiling of \(ceiling.unit): \(ceiling.properties.joined(separator: " "))")
+                if !dryRun { try ceiling.apply(stateDir: stateDir, name: name, run: run) }
+            }
         }
         return ProvisionReport(user: name.value, uid: entry.uid, outcome: outcome, source: source, home: entry.home,
                                runtimeDir: runtime.path(for: name), actions: actions, repairs: repairs, warnings: warnings, dryRun: dryRun)

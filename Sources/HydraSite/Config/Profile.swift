@@ -53,6 +53,14 @@ extension HydraConfig {
         profiles.filter { $0.allows(memberOf: groupNames) }
     }
 
+    /// The most a member of `groupNames` may run on this machine, all their local servers'
+    /// profiles together: the ceiling root puts on their whole `user-UID.slice`, so that no unit
+    /// they start themselves gets more. No limits when their profiles are all Slurm jobs.
+    package func ceiling(for name: UserName, memberOf groupNames: [String]) -> ResourceLimits {
+        guard hasProfiles else { return server.backend == .local ? limits.limits(for: name) : ResourceLimits() }
+        return .loosest(profiles(forMemberOf: groupNames).filter { $0.backend == .local }.map(\.limits))
+    }
+
     /// Of `allowed`, the one to use when nothing is chosen: the default, else the first.
     package static func defaultProfile(of allowed: [Profile]) -> Profile? {
         allowed.first(where: \.isDefault) ?? allowed.first

@@ -42,6 +42,16 @@ package struct ResourceLimits: Sendable, Equatable, Encodable {
     /// A memory size as people read it: "384 MiB" (whole MiB, as the limits are written).
     package static func mebibytes(_ bytes: UInt64) -> String { "\(bytes >> 20) MiB" }
 
+    /// The least each of `all` allows, property by property: what a person who may run any of
+    /// them needs at most (nil, no limit, where one of them has none). Of none: no limits.
+    package static func loosest(_ all: [ResourceLimits]) -> ResourceLimits {
+        func most<Value: Comparable>(_ values: [Value?]) -> Value? {
+            values.contains(where: { $0 == nil }) ? nil : values.compactMap { $0 }.max()
+        }
+        return ResourceLimits(memoryMaxBytes: most(all.map(\.memoryMaxBytes)), cpuQuotaPercent: most(all.map(\.cpuQuotaPercent)),
+                              tasksMax: most(all.map(\.tasksMax)))
+    }
+
     /// "200%": percent of one CPU.
     package static func percent(_ text: String) -> Int? {
         guard text.hasSuffix("%"), let value = Int(text.dropLast()), (1...100_000).contains(value) else { return nil }
