@@ -31,7 +31,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "Tests/Integration"))
 sys.path.insert(0, str(HERE))
 from hydra_site import (PASSWORD, PREFIX, SITE_URL, Browser, as_user, as_web_server, basic_auth, config_text,  # noqa: E402
-                        install_config, refresh_mirrors, sh, start_directory, start_site, stop_site)
+                        install_config, refresh_mirrors, reload_apache, sh, start_directory, start_site, stop_site)
 from load_support import (Bystander, memory_kib, percentile, pids, pss_kib, rss_kib, visit,  # noqa: E402
                           websocket_headers, wrk)
 from kernel_client import delete_kernel, run_code, start_kernel, unix_resolver  # noqa: E402
@@ -439,7 +439,6 @@ def profile_figures():
     """The warm visit the front answers (hydra-recent expired; grace's server running), on the
     site without [[profiles]] and on one with two of which grace may use one, in alternating
     blocks (the front reads hydra.toml when it starts: an Apache graceful reload between)."""
-    from e2e_site import reload_apache
     launch = str(PREFIX / "ipynb-launch")
     as_user("grace", launch, "start")
     grace = HYDRA.visitor("grace")

@@ -142,7 +142,7 @@ extension IpynbLaunch {
 
     struct Unit: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the systemd unit your server runs as where systemd is PID 1, with your limits.",
+            abstract: "Print the systemd unit your server runs as where systemd is PID 1, with your profile's limits.",
             discussion: """
                 hydra starts it with systemd-run --user; this prints the same settings as a unit file, which \
                 systemd-analyze verify --user can check. Where systemd is not PID 1 the server runs detached \
@@ -152,7 +152,7 @@ extension IpynbLaunch {
 
         func run() throws {
             try common.run("unit") { config, identity in
-                let unit = LocalBackend(config: config, identity: identity).unit()
+                let unit = LocalBackend(config: ServerManager(config: config, identity: identity).currentProfileConfig, identity: identity).unit()
                 let report: [String: String] = ["name": unit.name, "unit_file": unit.unitFile]
                 return (report, .done, unit.unitFile)
             }
@@ -171,7 +171,7 @@ extension IpynbLaunch {
 
         func run() throws {
             try common.run("check") { config, identity in
-                let report = LaunchCheck(config: config, identity: identity)
+                let report = LaunchCheck(config: ServerManager(config: config, identity: identity).currentProfileConfig, identity: identity)
                 return (report, report.exitStatus, report.summary)
             }
         }

@@ -162,6 +162,16 @@ final class ServerManagerTests {
         #expect(again.noted == ["observe"])
     }
 
+    @Test("unit and check show the recorded server's profile, else the person's default (not the site's [limits])")
+    func currentProfileConfig() throws {
+        let profiles = Self.profiles.replacingOccurrences(of: "\"4G\"", with: "\"6G\"")
+        let manager = try manager(Backend(.noRecord), profiles: profiles, groups: ["hydra", "research"])
+        let course = manager.config.profiles[0].limits.memoryMaxBytes
+        #expect(course != 6 << 30 && manager.currentProfileConfig.limits.defaults.memoryMaxBytes == course)
+        try writeRecord(ServerRecord(.process(77), token: String(repeating: "c", count: 64), profile: "research"))
+        #expect(manager.currentProfileConfig.limits.defaults.memoryMaxBytes == 6 << 30)
+    }
+
     @Test("a start without a choice (a visit's sync) never replaces a server, also one of a profile since removed")
     func noChoiceKeepsTheServer() throws {
         try writeRecord(ServerRecord(.process(77), token: String(repeating: "c", count: 64), profile: "removed"))

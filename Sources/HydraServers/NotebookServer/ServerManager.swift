@@ -39,11 +39,17 @@ package struct ServerManager: Sendable {
     /// The site's profile of that name (a recorded one the site may since have removed: nil).
     func profile(named name: String) -> Profile? { config.profiles.first { $0.name == name } }
 
-    /// The backend of the recorded server's profile, else of the person's default one.
-    func backend(for record: ServerRecord?) -> any ServerBackend {
+    /// The configuration of the recorded server's profile, else of the person's default one.
+    func profileConfig(for record: ServerRecord?) -> HydraConfig {
         let recorded = record.flatMap { profile(named: $0.profile) }
-        return backend(config.applying(recorded ?? HydraConfig.defaultProfile(of: allowedProfiles) ?? config.profiles[0]))
+        return config.applying(recorded ?? HydraConfig.defaultProfile(of: allowedProfiles) ?? config.profiles[0])
     }
+
+    /// The same for the person's server as recorded now: what `ipynb-launch unit` and `check` show.
+    package var currentProfileConfig: HydraConfig { profileConfig(for: (try? openRuntimeDir()).flatMap(readRecord)) }
+
+    /// The backend of the recorded server's profile, else of the person's default one.
+    func backend(for record: ServerRecord?) -> any ServerBackend { backend(profileConfig(for: record)) }
 
     /// One backend of each kind the site's profiles use (the recorded server's own settings
     /// first): what ends every server of this person, also one of a profile since changed.
