@@ -64,6 +64,11 @@ final class ClusterView: Sendable {
         }
     }
 
+    /// The people whose server's job runs, as of the last look.
+    func serverJobOwners() -> [String] {
+        latest.withLock { $0 }?.jobs.values.filter { $0.name == SlurmBackend.jobName(for: $0.user) }.map(\.user) ?? []
+    }
+
     /// Whether the gate may connect to `endpoint` for `person`.
     func allows(_ endpoint: JobEndpoint, written: Double, for person: UserName) -> Bool {
         guard portRange.contains(endpoint.port), let snapshot = latest.withLock({ $0 }),

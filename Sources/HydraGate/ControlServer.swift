@@ -34,7 +34,7 @@ final class ControlConnection: ChannelInboundHandler {
     private func respond(to text: String, context: ChannelHandlerContext) {
         var answer: [UInt8] = []
         if text == GateControl.metricsCommand {
-            answer = gate.metrics.exposition()
+            answer = gate.metrics.exposition(jobOwners: gate.cluster?.serverJobOwners() ?? [])
         } else if text == GateControl.peopleCommand {
             answer = (try? JSONEncoder().encode(gate.admission.activity())).map { Array($0) } ?? []
         } else if text.hasPrefix(GateControl.eventPrefix) {

@@ -69,11 +69,14 @@ package final class SiteMetrics: Sendable {
         count("hydra_gate_refusals_total", [("kind", kind.rawValue), ("reason", reason)])
     }
 
-    /// The Prometheus text, with the gauges read now.
-    package func exposition() -> [UInt8] {
+    /// The Prometheus text, with the gauges read now. `jobOwners`: the people whose server's
+    /// Slurm job runs (they have no socket on this machine).
+    package func exposition(jobOwners: [String] = []) -> [UInt8] {
         // The usual Prometheus idiom: 1, labelled with the version this gate was built as.
         gauge("hydra_build_info", 1, [("version", HydraBuild.version)])
-        for (profile, running) in census.serversByProfile() { gauge("hydra_running_servers", running, [("profile", profile)]) }
+        for (profile, running) in census.serversByProfile(jobOwners: jobOwners) {
+            gauge("hydra_running_servers", running, [("profile", profile)])
+        }
         gauge("hydra_starts_in_progress", startsInProgress())
         let usage = admission.siteUsage
         gauge("hydra_gate_open_websockets", usage.websockets)

@@ -52,6 +52,13 @@ final class ClusterViewTests {
         }
     }
 
+    @Test("the metrics' running servers of Slurm jobs: hydra's jobs only, not a person's own sbatch")
+    func serverJobOwners() throws {
+        script("squeue", "41|RUNNING|None|node1|2026-12-02T01:00:00|alice|hydra-alice\n43|RUNNING|None|node2|2026-12-02T01:00:00|bob|my-simulation\n"
+               + "44|RUNNING|None|node2|2026-12-02T01:00:00|carol|hydra-alice\n")
+        #expect(try view().serverJobOwners() == ["alice"])
+    }
+
     @Test func aJobTheLastLookMissedCountsOnlyIfItsEndpointIsNewerThanTheLook() throws {
         let view = try view()
         let fresh = JobEndpoint(job: "43", address: "169.254.2.2", port: 21500, pin: pin)

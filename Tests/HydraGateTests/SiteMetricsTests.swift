@@ -69,6 +69,12 @@ final class SiteMetricsTests {
         #expect(found[#"hydra_running_servers{profile="default"}"#] == 0 && found["hydra_starts_in_progress"] == 0)
     }
 
+    @Test func serversOfSlurmJobsCountBesideTheLocalSockets() throws {
+        let (gate, _) = try running()
+        let text = String(decoding: gate.metrics.exposition(jobOwners: ["ada", "bea", "ada"]), as: UTF8.self)
+        #expect(samples(text)[#"hydra_running_servers{profile="default"}"#] == 2)
+    }
+
     @Test func theBuildInfoNamesTheChangelogsVersion() throws {
         let (_, link) = try running()
         let found = samples(String(decoding: try #require(link.metrics()), as: UTF8.self))

@@ -16,8 +16,9 @@ import threading
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import PREFIX, REPO, SlurmCluster, as_user, config_text, install_config, restart_gate, sh, wait_for
+from conftest import PREFIX, SlurmCluster, as_user, config_text, install_config, restart_gate, sh, wait_for
 from e2e_site import reload_apache
 from load_support import (JUPYTER_PYTHON, KERNEL_ROUNDTRIP, assert_in_lab, browser_for, percentile, visit,
                           write_figures)
@@ -549,7 +550,7 @@ def test_a_herd_of_30_new_people_reaches_their_labs_on_both_nodes_beside_the_loc
     latencies = []
     for _ in range(5):
         began = time.monotonic()
-        job = slurm_site.submit("flock00", f"--chdir=/home/flock00", "--output=/dev/null", "--wrap", "exec sleep 30")
+        job = slurm_site.submit("flock00", "--chdir=/home/flock00", "--output=/dev/null", "--wrap", "exec sleep 30")
         slurm_site.wait_for_state(job, "RUNNING")
         latencies.append(time.monotonic() - began)
         sh("scancel", job)
@@ -627,6 +628,13 @@ time_limit = "20"
 """
 
 
+def running_servers():
+    """hydra_running_servers by profile, from /hydra/metrics (open to this address without a sign-in)."""
+    text = sh("curl", "-s", "http://localhost/hydra/metrics").stdout
+    return {sample.labels["profile"]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == "hydra_running_servers"}
+
+
 def test_a_slurm_profile_runs_its_job_in_its_partition_with_its_cpus_memory_and_time_limit(person, slurm_site):
     """Issue 24: a profile's `slurm` table over the site's [slurm]: mary (group research) gets her
     job in the partition `research` with 2 CPUs, 512 MiB and 20 minutes, as `scontrol show job`
@@ -649,6 +657,9 @@ def test_a_slurm_profile_runs_its_job_in_its_partition_with_its_cpus_memory_and_
         result, report = start(kathleen)
         assert result.returncode == STARTED and report["profile"] == "course", result.stderr
         assert "Partition=hydra" in sh("scontrol", "show", "job", report["job"]).stdout
+        # The metrics count both jobs under their profiles (the gate looks at the cluster every 3 s;
+        # servers other tests left running here count as the default, course).
+        wait_for(lambda: running_servers().get("research") == 1 and running_servers().get("course", 0) >= 1, timeout=20)
         before = jobs_of(kathleen)
         result, _ = start(kathleen, "--profile", "research")
         assert result.returncode == REFUSED and jobs_of(kathleen) == before

@@ -70,10 +70,11 @@ package struct ServerCensus: Sendable {
     }
 
     /// Running servers per configured profile (every profile present, 0 when none runs; a server
-    /// that published no profile counts as the default one).
-    package func serversByProfile() -> [(profile: String, count: Int)] {
+    /// that published no profile counts as the default one): those with a socket here, and
+    /// `jobOwners`, the people whose server's Slurm job runs (hydra-gate's view of the cluster).
+    package func serversByProfile(jobOwners: [String] = []) -> [(profile: String, count: Int)] {
         let fallback = HydraConfig.defaultProfile(of: config.profiles)?.name ?? Profile.implicitName
-        let running = socketOwners().map { profile(of: $0) ?? fallback }
+        let running = Set(socketOwners() + jobOwners).map { profile(of: $0) ?? fallback }
         return config.profiles.map { profile in (profile.name, running.filter { $0 == profile.name }.count) }
     }
 

@@ -116,13 +116,16 @@ package struct ServerManager: Sendable {
                                                       homeHasRoom: available.map { $0 >= Self.minimumRoomInHome } ?? true)
         let launched: ServerRecord
         let resumed: Bool
-        // Reuse and resume come only from a sighting of a record: `record` is there.
-        switch ServerLifecycle.decide(observation) {
-        case .reuse:
-            try publishLoginToken(record!, in: runtime)
-            return report(record!, backend: backend, outcome: .reused, since: started, sync: sync)
-        case .resume:
-            (launched, resumed) = (record!, true)
+        let decision = ServerLifecycle.decide(observation)
+        switch decision {
+        case .reuse, .resume:
+            // Only a sighting of a record reuses or resumes.
+            guard let record else { throw StepFailure("internal error: \(decision) without a server record", status: .internalError) }
+            if case .reuse = decision {
+                try publishLoginToken(record, in: runtime)
+                return report(record, backend: backend, outcome: .reused, since: started, sync: sync)
+            }
+            (launched, resumed) = (record, true)
         case .refuse(.homeFull):
             throw ServerFailure.homeFull(identity.name, home: identity.account.home, availableKiB: (available ?? 0) >> 10)
         case .launch(let reason):

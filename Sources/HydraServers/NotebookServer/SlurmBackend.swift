@@ -26,7 +26,9 @@ package struct SlurmBackend: ServerBackend {
     var uid: UInt32 { identity.account.uid }
     /// Every job hydra submits for this person has this name, so a job whose record was never
     /// written is still found and cancelled.
-    var jobName: String { "hydra-\(identity.name.value)" }
+    var jobName: String { Self.jobName(for: identity.name.value) }
+    /// The name of a person's server's job: how hydra-gate tells hydra's jobs from the person's own.
+    package static func jobName(for person: String) -> String { "hydra-\(person)" }
     var jobDir: String { "\(home.hydraDir)/slurm" }
     var logPath: String { "\(jobDir)/\(Entry.log)" }
 
