@@ -130,16 +130,19 @@ package struct Front: Sendable {
                         logger.info("addldapuser prepared: \(LogSafe.quote(answer.actions.joined(separator: "; "), limit: 600))", metadata: ["user": "\(name)"])
                     }
                 }
-            } else if chosen == nil, let account, let server = RunningServer(name, uid: account.uid, config: config) {
-                if let notice = limitNotice(name, server: server) { return notice }
-                // A server here: the gate must not look for a job of theirs (a profile changed behind the front's back).
-                if config.clusterSlurm != nil { JobEndpoint.remove(for: name, config: config) }
+            } else if chosen == nil, let account,
+                      let server = RunningServer(name, uid: account.uid, config: config) ?? RunningServer(jobOf: name, config: config, gate: link) {
+                if let pid = server.pid {
+                    if let notice = limitNotice(name, serverPID: pid) { return notice }
+                    // A server here: the gate must not look for a job of theirs (a profile changed behind the front's back).
+                    if config.clusterSlurm != nil { JobEndpoint.remove(for: name, config: config) }
+                }
                 // Jupyter sends a browser whose login cookie it does not accept back here with
                 // `next`: that one always gets the auto-login page, so there is no loop.
                 let returning = request.cookie(Self.serverCookieName) == server.tag && request.queryValue("next") == nil
                 if var response = returning ? .redirect(next, extraHeaders: recentCookie(https: https), outcome: "lab")
                     : server.token().map({ autoLogin(name, token: $0, serverTag: server.tag, next: next, https: https) }) {
-                    response.afterwards = deferredSync(name)
+                    response.afterwards = deferredSync(name, ofJob: server.pid == nil)
                     logger.info("visit: running server\(returning ? ", sent to the lab" : "")", metadata: [
                         "user": "\(name)", "ms": "\(Int((monotonicSeconds() - started) * 1000))"])
                     return response
@@ -234,10 +237,12 @@ package struct Front: Sendable {
         return RuntimeDirectory.isReady(for: name, uid: account.uid, config: config, database: accounts) && FileSystem.exists(gate.directory)
     }
 
-    /// The sync a visit to a running server leaves for after its answer (through the same
-    /// helper, which also replaces a server that stopped answering), at most once per
-    /// `sync.visit_sync_interval_seconds` per user; nil when it ran more recently.
-    func deferredSync(_ name: UserName) -> (@Sendable () -> Void)? {
+    /// The sync a visit to a running server leaves for after its answer, at most once per
+    /// `sync.visit_sync_interval_seconds` per user; nil when it ran more recently. On this
+    /// machine, through the start (which also replaces a server that stopped answering); for
+    /// a Slurm job, the sync alone, so that a visit asks nothing of Slurm (a job's server that
+    /// stopped answering: the gate forgets its endpoint, and the next visit starts one).
+    func deferredSync(_ name: UserName, ofJob: Bool = false) -> (@Sendable () -> Void)? {
         let stamp = "\(gate.directory)/synced-\(name.value)"
         if let info = FileStatus.following(stamp),
            Int(Date().timeIntervalSince1970) - Int(info.modifiedNanoseconds / 1_000_000_000) < config.sync.visitSyncIntervalSeconds {
@@ -249,6 +254,10 @@ package struct Front: Sendable {
             // since it began would otherwise wait for the next visit.
             guard let turn = try? gate.userTurn(name, patience: Double(config.server.startTimeoutSeconds)) else { return }
             refreshMirrors()
+            if ofJob {
+                withExtendedLifetime(turn) { runSync(name) }
+                return
+            }
             do {
                 let (outcome, answer) = try withExtendedLifetime(turn) { try runStart(name) }
                 if answer == nil, outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine && outcome.exitStatus != .busy {
@@ -280,6 +289,22 @@ package struct Front: Sendable {
             }
         }
         return (outcome, answer)
+    }
+
+    /// `ipynb-launch sync`, its courses counted for the metrics.
+    func runSync(_ name: UserName) {
+        do {
+            let outcome = try helpers.syncCourses(name)
+            link.send(.helper(name: "ipynb-launch sync", exitStatus: outcome.status))
+            for sync in outcome.decode([SyncReport].self) ?? [] {
+                link.send(.courseSync(folder: sync.folder, ok: sync.error == nil))
+                if let error = sync.error {
+                    logger.warning("course folder \(LogSafe.quote(sync.folder)) not synced: \(LogSafe.quote(error, limit: 400))", metadata: ["user": "\(name)"])
+                }
+            }
+        } catch {
+            logger.warning("sync after the visit: \(error)", metadata: ["user": "\(name)"])
+        }
     }
 
     /// addldapuser's run, counted for the metrics: its exit, a new account, a directory down.
@@ -428,8 +453,9 @@ package struct Front: Sendable {
 /// server's group.
 struct RunningServer {
     let directory: DirectoryHandle
-    /// The process listening on the socket (SO_PEERCRED of the check's connection).
-    let pid: Int32
+    /// The process listening on the socket (SO_PEERCRED of the check's connection); nil for a
+    /// Slurm job's server.
+    let pid: Int32?
     /// Names this server instance without revealing anything: the published token file's inode
     /// and time (every server start writes a new file).
     let tag: String
@@ -440,6 +466,18 @@ struct RunningServer {
               let info = try? directory.entryStatus(RuntimeDirectory.Entry.loginToken), let tag = Self.tag(of: info) else { return nil }
         self.directory = directory
         self.pid = pid
+        self.tag = tag
+    }
+
+    /// The server of the person's Slurm job, when the front wrote its endpoint and the gate
+    /// would connect to it now (its last look at the cluster): no Slurm call.
+    init?(jobOf name: UserName, config: HydraConfig, gate: GateLink) {
+        guard config.clusterSlurm != nil, JobEndpoint.read(for: name, config: config) != nil,
+              let directory = try? DirectoryHandle.open(RuntimeDirectory(base: config.server.runtimeDir).path(for: name)),
+              let info = try? directory.entryStatus(RuntimeDirectory.Entry.loginToken), let tag = Self.tag(of: info),
+              gate.servesJob(of: name) else { return nil }
+        self.directory = directory
+        self.pid = nil
         self.tag = tag
     }
 

@@ -31,6 +31,11 @@ package struct GateLink: Sendable {
         ask(GateControl.peopleCommand).flatMap { try? JSONDecoder().decode([String: PersonActivity].self, from: Data($0)) }
     }
 
+    /// Whether the gate would connect to the person's Slurm job now (false when it does not answer).
+    package func servesJob(of name: UserName) -> Bool {
+        ask(GateControl.servingPrefix + name.value) == Array("yes".utf8)
+    }
+
     private func ask(_ line: String) -> [UInt8]? {
         guard let folder = try? DirectoryHandle.open(directory) else { return nil }
         return OwnedSocket.exchange(in: folder, name: GateControl.socketName, ownerUID: ProcessControl.effectiveUserID,

@@ -13,6 +13,9 @@ package protocol HelperRunning: Sendable {
     func startServer(_ name: UserName, profile: String?) throws -> HelperCalls.Outcome
     /// `ipynb-launch stop --json`, as the person (an admin's Stop button).
     func stopServer(_ name: UserName) throws -> HelperCalls.Outcome
+    /// `ipynb-launch sync --json`, as the person: the courses alone (after a visit to a Slurm job,
+    /// where a start would ask Slurm).
+    func syncCourses(_ name: UserName) throws -> HelperCalls.Outcome
 }
 
 /// How the front runs the privileged helpers: `sudo -n` with an argument vector, the minimal
@@ -78,6 +81,11 @@ package struct HelperCalls: HelperRunning {
 
     package func stopServer(_ name: UserName) throws -> Outcome {
         try sudo(["-u", name.value, "\(directory)/ipynb-launch", "stop", "--json"], timeout: Double(config.server.startTimeoutSeconds))
+    }
+
+    package func syncCourses(_ name: UserName) throws -> Outcome {
+        try sudo(["-u", name.value, "\(directory)/ipynb-launch", "sync", "--json"],
+                 timeout: Double(config.sync.fetchTimeoutSeconds * max(1, config.courses.count) + 15))
     }
 
     /// How long a visit waits for a start: below mod_fcgid's FcgidIOTimeout (90 s in

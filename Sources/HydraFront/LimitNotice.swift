@@ -11,9 +11,9 @@ import FoundationEssentials
 extension Front {
     /// The notice for `name`'s running server, or nil when nothing new happened (or the servers
     /// run detached: there a kernel names the limit itself, in its MemoryError).
-    func limitNotice(_ name: UserName, server: RunningServer) -> FrontResponse? {
+    func limitNotice(_ name: UserName, serverPID: Int32) -> FrontResponse? {
         guard Supervision(config: config).mode == .systemd else { return nil }
-        return limitNotice(name, reading: LimitEvents.read(serverPID: server.pid))
+        return limitNotice(name, reading: LimitEvents.read(serverPID: serverPID))
     }
 
     func limitNotice(_ name: UserName, reading: LimitEvents?) -> FrontResponse? {

@@ -24,28 +24,44 @@ final class ClusterView: Sendable {
     let client: SlurmClient
     let portRange: ClosedRange<Int>
     let logger: Logger
-    static let intervalSeconds: Int64 = 3
+    static let defaultIntervalSeconds: Int64 = 3
+    let intervalSeconds: Int64
     /// Where sinfo and squeue run: held here for as long as the view lives (a pool that is
     /// gone cancels its work without a word).
     private let pool = NIOThreadPool(numberOfThreads: 1)
     private let latest = Mutex<Snapshot?>(nil)
     private let lastFailure = Mutex<String?>(nil)
+    /// Whether a look is queued or under way.
+    private let looking = Atomic<Bool>(false)
 
-    init(settings: SlurmSettings, logger: Logger) {
+    init(settings: SlurmSettings, logger: Logger, intervalSeconds: Int64 = ClusterView.defaultIntervalSeconds) {
         var client = SlurmClient(settings: settings)
         client.timeoutSeconds = 10
         self.client = client
         self.portRange = settings.portRange
         self.logger = logger
+        self.intervalSeconds = intervalSeconds
     }
 
     /// Looks now, then every few seconds on a thread of its own, for as long as the process runs.
     func start(on loop: EventLoop) {
         pool.start()
         refresh()
-        loop.scheduleRepeatedTask(initialDelay: .seconds(Self.intervalSeconds), delay: .seconds(Self.intervalSeconds)) { [self] _ in
-            pool.submit { state in if state == .active { self.refresh() } }
+        loop.scheduleRepeatedTask(initialDelay: .seconds(intervalSeconds), delay: .seconds(intervalSeconds)) { [self] _ in
+            lookUnlessLooking()
         }
+    }
+
+    /// Queues a look on the view's thread, unless the last one is still queued or under way: a
+    /// slow slurmctld gets one look at a time from the gate, never a growing queue of them.
+    @discardableResult
+    func lookUnlessLooking() -> Bool {
+        guard looking.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return false }
+        pool.submit { [self] state in
+            defer { looking.store(false, ordering: .releasing) }
+            if state == .active { refresh() }
+        }
+        return true
     }
 
     func refresh() {

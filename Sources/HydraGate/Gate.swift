@@ -121,13 +121,23 @@ package final class Gate: Sendable {
         }
         // A job's server where the front wrote an endpoint the cluster confirms (a Slurm
         // profile), else the socket here (a local profile's, perhaps chosen since).
-        if let cluster, let (endpoint, written) = JobEndpoint.read(for: person, config: config),
-           cluster.allows(endpoint, written: written, for: person) {
+        if let endpoint = confirmedJob(person) {
             return .success(.node(address: endpoint.address, port: endpoint.port, pin: endpoint.pin))
         }
         guard let directory = try? DirectoryHandle.open(runtime.path(for: person)) else { return .failure(.absent) }
         return ServerSocket.connect(in: directory, ownerUID: uid).map(Upstream.localSocket)
     }
+
+    /// The person's job endpoint, if the front wrote one and the cluster confirms it.
+    func confirmedJob(_ person: UserName) -> JobEndpoint? {
+        guard let cluster, let (endpoint, written) = JobEndpoint.read(for: person, config: config),
+              cluster.allows(endpoint, written: written, for: person) else { return nil }
+        return endpoint
+    }
+
+    /// Whether a visit may go straight to the person's job (the front's warm path, which then
+    /// runs nothing that asks Slurm): the gate would connect to it now.
+    func servesJob(_ person: UserName) -> Bool { confirmedJob(person) != nil }
 
     func logRefusal(_ refusal: Admission.Refusal, _ kind: Admission.Kind, _ head: RequestHead) {
         guard let count = admission.refusalToLog("\(head.person)/admission", now: monotonicSeconds()) else { return }
@@ -294,7 +304,10 @@ final class ApacheSide: ChannelInboundHandler {
                     received = nil
                 case .failure(let error):
                     gate.logger.warning("the connection to the server of \(head.person) failed: \(error)", metadata: ["user": "\(head.person)"])
-                    // A job that ended leaves its endpoint behind: a browser goes to the front, which starts another.
+                    // A job that ended, or whose server did, leaves its endpoint behind: forgotten,
+                    // so that the front's warm path does not send the browser here again, and a
+                    // browser goes to the front, which starts another.
+                    if isJob { JobEndpoint.remove(for: head.person, config: gate.config) }
                     answer(head.isPageVisit && isJob ? .toFront(target: head.target) : .badGateway, context: context)
                 }
             }

@@ -16,7 +16,7 @@ package final class FakeHelpers: HelperRunning {
         state = Mutex((addLDAPUser, start, []))
     }
 
-    /// "addldapuser NAME", "start NAME", "stop NAME", in the order the front made them.
+    /// "addldapuser NAME", "start NAME", "stop NAME", "sync NAME", in the order the front made them.
     package var calls: [String] { state.withLock { $0.calls } }
 
     package func addLDAPUser(_ name: UserName) throws -> HelperCalls.Outcome {
@@ -29,6 +29,10 @@ package final class FakeHelpers: HelperRunning {
 
     package func stopServer(_ name: UserName) throws -> HelperCalls.Outcome {
         state.withLock { $0.calls.append("stop \(name)"); return .exit(.done, json: #"{"stopped":"yes"}"#) }
+    }
+
+    package func syncCourses(_ name: UserName) throws -> HelperCalls.Outcome {
+        state.withLock { $0.calls.append("sync \(name)"); return .exit(.done, json: "[]") }
     }
 }
 

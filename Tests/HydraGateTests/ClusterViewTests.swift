@@ -59,6 +59,26 @@ final class ClusterViewTests {
         #expect(try view().serverJobOwners() == ["alice"])
     }
 
+    @Test("a look still under way (a slow slurmctld) makes the next tick skip, not queue another")
+    func aSlowLookIsNotQueuedTwice() throws {
+        let settings = try #require(try HydraConfig.parse("[site]\npublic_url = \"http://x\"\n[slurm]\nport_range = [21000, 21999]\nbin_dir = \"\(binDir)\"\n",
+                                                          path: "x").slurm)
+        let view = ClusterView(settings: settings, logger: Logger(label: "test"), intervalSeconds: 3600)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        view.start(on: group.next())
+        let looks = "\(binDir)/looks"
+        _ = FileManager.default.createFile(atPath: "\(binDir)/squeue", contents: Data("#!/bin/sh\necho look >> \(looks)\nsleep 1\n".utf8),
+                                           attributes: [.posixPermissions: 0o755])
+        #expect(view.lookUnlessLooking())
+        #expect(!view.lookUnlessLooking() && !view.lookUnlessLooking())
+        let deadline = Date().addingTimeInterval(10)
+        while !view.lookUnlessLooking(), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        Thread.sleep(forTimeInterval: 1.5)
+        let ran = (try? String(contentsOfFile: looks, encoding: .utf8))?.split(separator: "\n").count
+        #expect(ran == 2)  // the first look and the one after it, never the skipped ones
+    }
+
     @Test func aJobTheLastLookMissedCountsOnlyIfItsEndpointIsNewerThanTheLook() throws {
         let view = try view()
         let fresh = JobEndpoint(job: "43", address: "169.254.2.2", port: 21500, pin: pin)
@@ -74,7 +94,7 @@ final class ClusterViewTests {
         let endpoint = JobEndpoint(job: "41", address: "169.254.1.2", port: 21000, pin: pin)
         #expect(view.allows(endpoint, written: 0, for: alice))
         script("squeue", "42|RUNNING|None|node2|2026-12-02T01:00:00|bob|hydra-bob\n")
-        let deadline = Date().addingTimeInterval(Double(ClusterView.intervalSeconds) * 3)
+        let deadline = Date().addingTimeInterval(Double(ClusterView.defaultIntervalSeconds) * 3)
         while view.allows(endpoint, written: 0, for: alice), Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
         #expect(!view.allows(endpoint, written: 0, for: alice))
     }

@@ -69,6 +69,13 @@ final class SiteMetricsTests {
         #expect(found[#"hydra_running_servers{profile="default"}"#] == 0 && found["hydra_starts_in_progress"] == 0)
     }
 
+    @Test("the front's warm path asks whether the gate would go to a job: never on a site without Slurm, nor for a bad name")
+    func servingAJobIsNoWithoutACluster() throws {
+        let (_, link) = try running()
+        #expect(!link.servesJob(of: try UserName("ada")))
+        #expect(link.metrics() != nil)  // the gate answered; "no" was its word
+    }
+
     @Test func serversOfSlurmJobsCountBesideTheLocalSockets() throws {
         let (gate, _) = try running()
         let text = String(decoding: gate.metrics.exposition(jobOwners: ["ada", "bea", "ada"]), as: UTF8.self)

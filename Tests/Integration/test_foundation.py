@@ -70,6 +70,11 @@ def test_sudo_refuses_the_web_server_anything_else(site):
     assert as_web_server("sudo", "-n", "-u", "root", PREFIX / "ipynb-launch", "stop", "--json").returncode != 0
     result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "stop", "--all")
     assert result.returncode != 0 and "password is required" in result.stderr
+    # After a visit to a Slurm job: `sync --json` alone (the site's courses), as a hydra user, never as root.
+    assert as_web_server("sudo", "-n", "-u", "root", PREFIX / "ipynb-launch", "sync", "--json").returncode != 0
+    result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "sync", "--json", "--dir", "x")
+    assert result.returncode != 0 and "password is required" in result.stderr
+    assert as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "sync", "--json").returncode == 0
     # --profile: a name, and nothing after it (not a longer lock wait, not another option).
     for profile in (["../x"], ["Research"], ["a", "--lock-timeout", "3600"], ["course", "x"], ["-x"]):
         result = as_web_server("sudo", "-n", "-u", "grace", PREFIX / "ipynb-launch", "start", "--json", "--lock-timeout", "0",

@@ -240,6 +240,38 @@ def test_a_first_visit_through_apache_lands_in_the_lab_on_a_compute_node(person,
     assert status == 403
 
 
+def rpcs_by_user():
+    """slurmctld's RPC counts by user since the last `sdiag --reset` ({name: count})."""
+    out = sh("sdiag").stdout
+    section = out.split("Remote Procedure Call statistics by user", 1)[1].split("\n\n", 1)[0]
+    return {match.group(1): int(match.group(2)) for match in re.finditer(r"^\s*(\S+)\s+\(\s*\d+\)\s+count:(\d+)", section, re.M)}
+
+
+def test_warm_visits_to_a_running_job_ask_slurm_nothing(person, slurm_site):
+    """Issue 26: a returning browser whose job runs goes straight to the lab on the front's
+    endpoint and the gate's view of the cluster, with no ipynb-launch start (no squeue, sinfo
+    or probe as the person); after it, the courses' sync alone. The gate's own looks cost at
+    most two RPCs every 3 s, whatever the visits."""
+    name = person("kathleen")
+    browser = browser_for(name)
+    assert_in_lab(visit(browser), name)
+    [(job, _, _, _)] = jobs_of(name)
+    sh("sdiag", "--reset")
+    began = time.monotonic()
+    for _ in range(10):
+        browser.cookies.pop("hydra-recent", None)  # through the front each time, not Apache's shortcut
+        result = visit(browser)
+        assert_in_lab(result, name)
+        assert len(result.steps) <= 4, result.trail()  # no starting page: the warm path
+    seconds = time.monotonic() - began
+    time.sleep(2)  # the visits' deferred sync
+    rpcs = rpcs_by_user()
+    FIGURES.append(f"  10 warm visits to a job in {seconds:.1f} s: slurmctld RPCs by user {rpcs}")
+    assert rpcs.get(name, 0) == 0, rpcs
+    assert rpcs.get("www-data", 0) <= 2 * (seconds + 2) / 3 + 2, rpcs
+    assert [j[0] for j in jobs_of(name)] == [job]
+
+
 def test_the_admin_page_lists_running_and_queued_jobs_and_its_stop_button_cancels_one(person, slurm_site):
     name, admin, queued = person("kathleen"), person("ida"), person("mary")
     assert_in_lab(visit(browser_for(name)), name)

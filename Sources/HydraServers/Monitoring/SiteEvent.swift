@@ -32,6 +32,9 @@ package enum GateControl {
     package static let metricsCommand = "metrics"
     package static let peopleCommand = "people"
     package static let eventPrefix = "event "
+    /// "serving NAME": whether the gate would connect to NAME's Slurm job now (its endpoint,
+    /// checked against its last look at the cluster); "yes" or "no".
+    package static let servingPrefix = "serving "
     /// A longer line is not the front's.
     package static let maximumLineBytes = 16_384
 }
