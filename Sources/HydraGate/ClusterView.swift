@@ -8,8 +8,9 @@ import NIOPosix
 import Synchronization
 
 /// What hydra-gate knows of the Slurm cluster (`[server] backend = "slurm"`): the nodes'
-/// addresses and the running jobs, from one sinfo and one squeue every few seconds on a thread
-/// of its own, never per request nor on an event loop. The gate connects to a person's
+/// addresses and the running jobs, from one squeue every few seconds (and sinfo once a minute,
+/// or when a job runs on a node it has not listed) on a thread of its own, never per request nor
+/// on an event loop: its cost to slurmctld is what it costs whatever the visits. The gate connects to a person's
 /// endpoint (written by the front) only when it is one of the nodes, within `port_range`, and
 /// the person's own running job is on that node, or the endpoint is newer than the last look
 /// (ipynb-launch has just seen the job run, as the person).
@@ -18,6 +19,8 @@ final class ClusterView: Sendable {
         /// When the look began (seconds since 1970): a job started after it may be missing.
         var taken: Double
         var addresses: [String: String]
+        /// When sinfo last listed the nodes' addresses.
+        var addressesTaken: Double
         var jobs: [String: SlurmClient.Job]
     }
 
@@ -25,6 +28,8 @@ final class ClusterView: Sendable {
     let portRange: ClosedRange<Int>
     let logger: Logger
     static let defaultIntervalSeconds: Int64 = 3
+    /// Nodes and their addresses change rarely: sinfo at most this often, unless a job runs on a node not listed.
+    static let addressesIntervalSeconds = 60.0
     let intervalSeconds: Int64
     /// Where sinfo and squeue run: held here for as long as the view lives (a pool that is
     /// gone cancels its work without a word).
@@ -67,8 +72,13 @@ final class ClusterView: Sendable {
     func refresh() {
         let taken = Date().timeIntervalSince1970
         do throws(SlurmFailure) {
-            let snapshot = Snapshot(taken: taken, addresses: try client.nodeAddresses(),
-                                    jobs: Dictionary(try client.queue(states: "RUNNING").map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }))
+            let jobs = Dictionary(try client.queue(states: "RUNNING").map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let known = latest.withLock { $0 }.flatMap { last in
+                taken - last.addressesTaken < Self.addressesIntervalSeconds && jobs.values.allSatisfy { last.addresses[$0.node] != nil }
+                    ? (last.addresses, last.addressesTaken) : nil
+            }
+            let (addresses, addressesTaken) = if let known { known } else { (try client.nodeAddresses(), taken) }
+            let snapshot = Snapshot(taken: taken, addresses: addresses, addressesTaken: addressesTaken, jobs: jobs)
             latest.withLock { $0 = snapshot }
             if lastFailure.withLock({ $0.take() }) != nil { logger.info("Slurm answers again") }
         } catch {

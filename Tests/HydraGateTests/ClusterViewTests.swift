@@ -52,6 +52,29 @@ final class ClusterViewTests {
         }
     }
 
+    @Test("squeue at every look; sinfo once a minute, or when a job runs on a node it has not listed")
+    func nodesAreListedRarely() throws {
+        let calls = "\(binDir)/calls"
+        func logging(_ name: String, _ output: String) {
+            _ = FileManager.default.createFile(atPath: "\(binDir)/\(name)",
+                                               contents: Data("#!/bin/sh\necho \(name) >> \(calls)\nprintf '\(output.replacingOccurrences(of: "\n", with: "\\n"))'\n".utf8),
+                                               attributes: [.posixPermissions: 0o755])
+        }
+        func count(_ name: String) -> Int {
+            ((try? String(contentsOfFile: calls, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0 == name }.count
+        }
+        logging("sinfo", "node1|169.254.1.2\nnode2|169.254.2.2\n")
+        logging("squeue", "41|RUNNING|None|node1|2026-12-02T01:00:00|alice|hydra-alice\n")
+        let view = try view()
+        view.refresh()
+        view.refresh()
+        #expect((count("squeue"), count("sinfo")) == (3, 1))
+        logging("sinfo", "node1|169.254.1.2\nnode2|169.254.2.2\nnode3|169.254.3.2\n")
+        logging("squeue", "41|RUNNING|None|node3|2026-12-02T01:00:00|alice|hydra-alice\n")
+        view.refresh()
+        #expect(count("sinfo") == 2 && view.allows(JobEndpoint(job: "41", address: "169.254.3.2", port: 21000, pin: pin), written: 0, for: alice))
+    }
+
     @Test("the metrics' running servers of Slurm jobs: hydra's jobs only, not a person's own sbatch")
     func serverJobOwners() throws {
         script("squeue", "41|RUNNING|None|node1|2026-12-02T01:00:00|alice|hydra-alice\n43|RUNNING|None|node2|2026-12-02T01:00:00|bob|my-simulation\n"

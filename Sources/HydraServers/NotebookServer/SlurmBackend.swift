@@ -128,6 +128,9 @@ package struct SlurmBackend: ServerBackend {
     /// the lab; a later visit (the starting page reloading) only looks in, holding no front
     /// worker for long.
     static let queuePatienceSeconds = (new: 10.0, resumed: 1.0)
+    /// How often a start asks Slurm about its job while the job's server has not written its
+    /// endpoint (as often as hydra-gate looks); once it has, Slurm is asked once more.
+    static let jobLookSeconds = 3.0
 
     /// Looks at the job until it runs and its server answers the token at the node's address, or
     /// it is reported queued. A queued job keeps its place: the next visit looks in on the same job.
@@ -135,20 +138,24 @@ package struct SlurmBackend: ServerBackend {
         guard let recorded = record.job else { throw ServerFailure.jobLost(job: "?", logTail: logTail()) }
         let begun = monotonicSeconds()
         let patience = resumed ? Self.queuePatienceSeconds.resumed : Self.queuePatienceSeconds.new
-        var nextQueueCheck = 0.0
+        var lastQueueCheck = -Double.infinity
         var job: SlurmClient.Job?
         // Where it serves comes from Slurm and the job's own endpoint file, never from the record.
         var serving = JobServer(job: recorded.job, pin: recorded.pin)
         while true {
-            if monotonicSeconds() >= nextQueueCheck {
-                // Slurm's controller answers every person: asked twice a second at most.
+            // The job's server writes its endpoint once it runs: until then Slurm is asked every
+            // few seconds (is it queued, has it ended?), then once, for its node. Slurm's
+            // controller answers every person on the cluster.
+            let port = endpointPort(of: recorded.job)
+            let sinceCheck = monotonicSeconds() - lastQueueCheck
+            if sinceCheck >= Self.jobLookSeconds || (port != nil && job?.phase != .running && sinceCheck >= 0.5) {
                 job = try client.job(recorded.job)
-                nextQueueCheck = monotonicSeconds() + 0.5
+                lastQueueCheck = monotonicSeconds()
             }
             var answers = false
             if let job, job.phase == .running {
                 if serving.address == nil { serving.address = try client.address(ofNode: job.node) }
-                if serving.address != nil, let port = endpointPort(of: recorded.job) {
+                if serving.address != nil, let port {
                     (serving.node, serving.port) = (job.node, port)
                     answers = probe(serving, token: record.token, path: "api/status")?.status == 200
                 }
