@@ -221,9 +221,9 @@ package struct Front: Sendable {
     }
 
     /// Whether the account is ready, judged without privilege: it exists, is in the hydra
-    /// group, and its runtime directory, the front's lock folder and (under systemd) lingering
-    /// are as addldapuser leaves them; under systemd, lingering and the ceiling of the person's
-    /// slice as their groups and the site's profiles make it today.
+    /// group, and its runtime directory and the front's lock folder are as addldapuser leaves
+    /// them; under systemd, also lingering, and the ceiling of the person's slice as their groups
+    /// and the site's profiles make it today.
     func isAccountReady(_ name: UserName, account: PasswdEntry?) -> Bool {
         guard let account else { return false }
         let groups = accounts.groupNames(of: account)
