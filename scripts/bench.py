@@ -467,6 +467,88 @@ def profile_figures():
     print(f"\nwith / without, p50: {ratio:.2f}")
 
 
+# Issue 26: a Slurm job's server beside a local one on the same site (two profiles), with
+# slurmctld's RPCs by user (sdiag) for each part.
+SLURM_PROFILES = """
+[[profiles]]
+name = "local"
+default = true
+
+[[profiles]]
+name = "cluster"
+backend = "slurm"
+groups = ["cluster"]
+"""
+SLURM_SETTINGS = {"slurm.partition": '"hydra"', "slurm.time_limit": '"60"', "slurm.port_range": "[21000, 21999]",
+                  "server.start_timeout_seconds": "60"}
+
+
+def rpcs_by_user():
+    out = sh("sdiag").stdout
+    section = out.split("Remote Procedure Call statistics by user", 1)[1].split("\n\n", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s*(\S+)\s+\(\s*\d+\)\s+count:(\d+)", section, re.M)}
+
+
+def slurm_figures():
+    """kathleen's server as a job on the sandbox's test cluster (scripts/slurm-cluster: two
+    slurmd nodes on this machine), grace's on this machine, one site: first visit and warm
+    visits (through the front, hydra-recent expired; alternating), and what each cost slurmctld."""
+    from hydra_site import SlurmCluster, restart_gate
+    cluster = SlurmCluster()
+    cluster.up()
+    sh("groupadd", "-f", "cluster")
+    group = pathlib.Path("/etc/group")
+    group.write_text(re.sub(r"^(cluster:[^:]*:\d+:).*$", r"\1kathleen", group.read_text(), flags=re.M))
+    install_config(text=config_text(**SLURM_SETTINGS) + SLURM_PROFILES)
+    restart_gate()
+    reload_apache()
+    launch = str(PREFIX / "ipynb-launch")
+    try:
+        sh(str(PREFIX / "addldapuser"), "kathleen", check=False)
+        as_user("grace", launch, "start")
+        visitors = {"local": HYDRA.visitor("grace"), "slurm": HYDRA.visitor("kathleen")}
+        sh("sdiag", "--reset")
+        # kathleen may choose either: she chooses the cluster, as on the choice page.
+        began = time.perf_counter()
+        _, _, page = visitors["slurm"].request("GET", "/hydra/profile")
+        token = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+        visitors["slurm"].request("POST", "/hydra/profile", form={"profile": "cluster", "_xsrf": token})
+        _, first_hops, _ = to_lab(visitors["slurm"])
+        first_ms = (time.perf_counter() - began) * 1000
+        first_rpcs = rpcs_by_user().get("kathleen", 0)
+        for browser in visitors.values():
+            for _ in range(3):
+                to_lab(browser)
+
+        def through_front(side):
+            visitors[side].cookies.pop("hydra-recent", None)
+            return to_lab(visitors[side])[0]
+        runs = count(50, 10)
+        samples = {"local": [], "slurm": []}
+        sh("sdiag", "--reset")
+        began = time.monotonic()
+        for i in range(runs):
+            local, slurm = alternate(i, lambda: through_front("local"), lambda: through_front("slurm"))
+            samples["local"].append(local)
+            samples["slurm"].append(slurm)
+        seconds = time.monotonic() - began
+        warm_rpcs = rpcs_by_user()
+    finally:
+        as_user("kathleen", launch, "stop")
+        install_config()
+        restart_gate()
+        reload_apache()
+        cluster.down()
+    print("\n## A Slurm job's server beside a local one (issue 26; the sandbox's test cluster)\n")
+    print(f"first visit to a job (the choice posted, then to the lab): {first_ms:.0f} ms ({first_hops + 2} requests), "
+          f"{first_rpcs} slurmctld RPCs as the person\n")
+    print("| warm visit through the front (hydra-recent expired) | p50 | p99 | runs |\n|---|---|---|---|")
+    row("local server (grace)", samples["local"])
+    row("Slurm job (kathleen)", samples["slurm"])
+    ratio = statistics.median(samples["slurm"]) / statistics.median(samples["local"])
+    print(f"\nSlurm / local, p50: {ratio:.2f}; slurmctld RPCs by user over those {runs * 2} visits ({seconds:.0f} s): {warm_rpcs}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Part 2: beside JupyterHub
 
@@ -863,21 +945,22 @@ def print_table(r):
             print(f"  - hub log: {line}")
 
 
-def profiles_only():
-    """HYDRA_BENCH_ONLY=profiles: the profiles' figures alone (no JupyterHub)."""
+def one_part(figures):
+    """HYDRA_BENCH_ONLY=profiles or slurm: that part's figures alone (no JupyterHub)."""
     directory = start_directory()
     start_site()
     try:
         sh(str(PREFIX / "addldapuser"), "grace")
-        profile_figures()
+        figures()
     finally:
         stop_site()
         directory.stop()
 
 
 def main():
-    if os.environ.get("HYDRA_BENCH_ONLY") == "profiles":
-        return profiles_only()
+    only = {"profiles": profile_figures, "slurm": slurm_figures}.get(os.environ.get("HYDRA_BENCH_ONLY", ""))
+    if only:
+        return one_part(only)
     began = time.perf_counter()
     apache = sh("apache2ctl", "-v", check=False).stdout.split("\n")[0].split(": ")[-1]
     print(f"# versions: hydra's users' env {versions(pathlib.Path('/opt/hydra/jupyter'))}; "
@@ -892,6 +975,7 @@ def main():
         hub.start()
         hydra_own_figures()
         profile_figures()
+        slurm_figures()
         results = side_by_side(hub)
         print_table(results)
         print(f"\nbenchmark time: {time.perf_counter() - began:.0f} s")
