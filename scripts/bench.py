@@ -483,22 +483,14 @@ SLURM_SETTINGS = {"slurm.partition": '"hydra"', "slurm.time_limit": '"60"', "slu
                   "server.start_timeout_seconds": "60"}
 
 
-def rpcs_by_user():
-    out = sh("sdiag").stdout
-    section = out.split("Remote Procedure Call statistics by user", 1)[1].split("\n\n", 1)[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s*(\S+)\s+\(\s*\d+\)\s+count:(\d+)", section, re.M)}
-
-
 def slurm_figures():
     """kathleen's server as a job on the sandbox's test cluster (scripts/slurm-cluster: two
     slurmd nodes on this machine), grace's on this machine, one site: first visit and warm
     visits (through the front, hydra-recent expired; alternating), and what each cost slurmctld."""
-    from hydra_site import SlurmCluster, restart_gate
+    from hydra_site import SlurmCluster, group_with_members, restart_gate, slurmctld_rpcs_by_user
     cluster = SlurmCluster()
     cluster.up()
-    sh("groupadd", "-f", "cluster")
-    group = pathlib.Path("/etc/group")
-    group.write_text(re.sub(r"^(cluster:[^:]*:\d+:).*$", r"\1kathleen", group.read_text(), flags=re.M))
+    group_with_members("cluster", "kathleen")
     install_config(text=config_text(**SLURM_SETTINGS) + SLURM_PROFILES)
     restart_gate()
     reload_apache()
@@ -515,7 +507,7 @@ def slurm_figures():
         visitors["slurm"].request("POST", "/hydra/profile", form={"profile": "cluster", "_xsrf": token})
         _, first_hops, _ = to_lab(visitors["slurm"])
         first_ms = (time.perf_counter() - began) * 1000
-        first_rpcs = rpcs_by_user().get("kathleen", 0)
+        first_rpcs = slurmctld_rpcs_by_user().get("kathleen", 0)
         for browser in visitors.values():
             for _ in range(3):
                 to_lab(browser)
@@ -532,7 +524,7 @@ def slurm_figures():
             samples["local"].append(local)
             samples["slurm"].append(slurm)
         seconds = time.monotonic() - began
-        warm_rpcs = rpcs_by_user()
+        warm_rpcs = slurmctld_rpcs_by_user()
     finally:
         as_user("kathleen", launch, "stop")
         install_config()

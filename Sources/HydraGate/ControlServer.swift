@@ -39,7 +39,7 @@ final class ControlConnection: ChannelInboundHandler {
             answer = (try? JSONEncoder().encode(gate.admission.activity())).map { Array($0) } ?? []
         } else if text.hasPrefix(GateControl.servingPrefix) {
             let person = try? UserName(String(text.dropFirst(GateControl.servingPrefix.count)))
-            answer = Array((person.map(gate.servesJob) == true ? "yes" : "no").utf8)
+            answer = Array((person.flatMap(gate.confirmedJob) != nil ? "yes" : "no").utf8)
         } else if text.hasPrefix(GateControl.eventPrefix) {
             if let event = try? JSONDecoder().decode(SiteEvent.self, from: Data(text.dropFirst(GateControl.eventPrefix.count).utf8)) {
                 gate.metrics.record(event)

@@ -128,16 +128,14 @@ package final class Gate: Sendable {
         return ServerSocket.connect(in: directory, ownerUID: uid).map(Upstream.localSocket)
     }
 
-    /// The person's job endpoint, if the front wrote one and the cluster confirms it.
+    /// The person's job endpoint, if the front wrote one and the cluster confirms it: where
+    /// the gate connects, and what the front's warm path asks about (so that it runs nothing
+    /// that asks Slurm).
     func confirmedJob(_ person: UserName) -> JobEndpoint? {
         guard let cluster, let (endpoint, written) = JobEndpoint.read(for: person, config: config),
               cluster.allows(endpoint, written: written, for: person) else { return nil }
         return endpoint
     }
-
-    /// Whether a visit may go straight to the person's job (the front's warm path, which then
-    /// runs nothing that asks Slurm): the gate would connect to it now.
-    func servesJob(_ person: UserName) -> Bool { confirmedJob(person) != nil }
 
     func logRefusal(_ refusal: Admission.Refusal, _ kind: Admission.Kind, _ head: RequestHead) {
         guard let count = admission.refusalToLog("\(head.person)/admission", now: monotonicSeconds()) else { return }

@@ -203,6 +203,22 @@ def reload_apache():
                         check=False).stdout == "200", timeout=60, interval=0.1)
 
 
+def group_with_members(group, *names):
+    """Makes `group` (if missing) with exactly these members, also before their accounts exist
+    (addldapuser makes them at their first visit; gpasswd wants the account): /etc/group by hand."""
+    sh("groupadd", "-f", group)
+    path = pathlib.Path("/etc/group")
+    path.write_text(re.sub(rf"^({re.escape(group)}:[^:]*:\d+:).*$", lambda match: match.group(1) + ",".join(names),
+                           path.read_text(), flags=re.M))
+
+
+def slurmctld_rpcs_by_user():
+    """slurmctld's RPC counts by user since the last `sdiag --reset` ({name: count})."""
+    out = sh("sdiag").stdout
+    section = out.split("Remote Procedure Call statistics by user", 1)[1].split("\n\n", 1)[0]
+    return {match.group(1): int(match.group(2)) for match in re.finditer(r"^\s*(\S+)\s+\(\s*\d+\)\s+count:(\d+)", section, re.M)}
+
+
 def start_site():
     """hydra installed by scripts/install-site, Apache running with LDAP Basic auth."""
     auth = pathlib.Path("/tmp/hydra-test-auth.conf")

@@ -13,7 +13,7 @@ from selenium.webdriver.common.by import By
 
 from conftest import PREFIX, as_web_server, sh
 from e2e_site import browsers, reload_apache, stop_server  # noqa: F401 (browsers: a fixture)
-from hydra_site import config_text, install_config, restart_gate
+from hydra_site import config_text, group_with_members, install_config, restart_gate
 from load_support import browser_for, server_status, visit
 from test_browser import answer_password_prompt
 from test_limits import process_limits
@@ -43,10 +43,7 @@ CHOICES = pathlib.Path("/run/hydra/.front/profiles")
 @pytest.fixture(scope="module", autouse=True)
 def profile_site(site):
     """The site with two profiles; rosalind in the group research."""
-    sh("groupadd", "-f", "research")
-    # Before her account exists (addldapuser makes it at her first visit): the member list by hand.
-    group = pathlib.Path("/etc/group")
-    group.write_text(re.sub(r"^(research:[^:]*:\d+:).*$", r"\1rosalind", group.read_text(), flags=re.M))
+    group_with_members("research", "rosalind")
     install_config(text=config_text(**{"admin.users": '["carol"]'}) + PROFILES)
     reload_apache()
     restart_gate()  # the metrics' profile labels are the gate's to know

@@ -19,6 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import PREFIX, SlurmCluster, as_user, config_text, install_config, restart_gate, sh, wait_for
+from hydra_site import group_with_members, slurmctld_rpcs_by_user
 from e2e_site import reload_apache
 from load_support import (JUPYTER_PYTHON, KERNEL_ROUNDTRIP, assert_in_lab, browser_for, percentile, visit,
                           write_figures)
@@ -240,13 +241,6 @@ def test_a_first_visit_through_apache_lands_in_the_lab_on_a_compute_node(person,
     assert status == 403
 
 
-def rpcs_by_user():
-    """slurmctld's RPC counts by user since the last `sdiag --reset` ({name: count})."""
-    out = sh("sdiag").stdout
-    section = out.split("Remote Procedure Call statistics by user", 1)[1].split("\n\n", 1)[0]
-    return {match.group(1): int(match.group(2)) for match in re.finditer(r"^\s*(\S+)\s+\(\s*\d+\)\s+count:(\d+)", section, re.M)}
-
-
 def test_warm_visits_to_a_running_job_ask_slurm_nothing(person, slurm_site):
     """Issue 26: a returning browser whose job runs goes straight to the lab on the front's
     endpoint and the gate's view of the cluster, with no ipynb-launch start (no squeue, sinfo
@@ -257,7 +251,7 @@ def test_warm_visits_to_a_running_job_ask_slurm_nothing(person, slurm_site):
     sh("sdiag", "--reset")
     first = visit(browser)
     assert_in_lab(first, name)
-    started = rpcs_by_user().get(name, 0)
+    started = slurmctld_rpcs_by_user().get(name, 0)
     FIGURES.append(f"  a first visit's start in {first.seconds:.1f} s: {started} slurmctld RPCs as the person")
     [(job, _, _, _)] = jobs_of(name)
     sh("sdiag", "--reset")
@@ -270,7 +264,7 @@ def test_warm_visits_to_a_running_job_ask_slurm_nothing(person, slurm_site):
         time.sleep(1)  # a person reloading
     time.sleep(2)  # the visits' deferred sync
     seconds = time.monotonic() - began
-    rpcs = rpcs_by_user()
+    rpcs = slurmctld_rpcs_by_user()
     FIGURES.append(f"  10 warm visits to a job, {seconds:.0f} s: slurmctld RPCs by user {rpcs}")
     assert rpcs.get(name, 0) == 0, rpcs
     assert rpcs.get("www-data", 0) <= 2 * (seconds // 3 + 1), rpcs
@@ -676,9 +670,7 @@ def test_a_slurm_profile_runs_its_job_in_its_partition_with_its_cpus_memory_and_
     """Issue 24: a profile's `slurm` table over the site's [slurm]: mary (group research) gets her
     job in the partition `research` with 2 CPUs, 512 MiB and 20 minutes, as `scontrol show job`
     says; kathleen, outside the group, cannot have it, neither over ssh nor through the site."""
-    sh("groupadd", "-f", "research")
-    group = pathlib.Path("/etc/group")
-    group.write_text(re.sub(r"^(research:[^:]*:\d+:).*$", r"\1mary", group.read_text(), flags=re.M))
+    group_with_members("research", "mary")
     install_config(text=config_text(**SLURM) + RESEARCH_PROFILES)
     site_reads_config()
     try:
