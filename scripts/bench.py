@@ -25,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -759,6 +760,11 @@ def side_by_side(hub):
         "user_hub": per_user(hub_users, "jupyterhub-singleuser"),
     }
 
+    # A class returning at once (after a break: hydra-recent has expired, their servers run):
+    # the herd's people, all from the site root to their lab at the same moment, one site after
+    # the other; on hydra's side the front is at rest (mod_fcgid back to its minimum, above).
+    results["return"] = {side: class_returning(herd_in_lab[side], side == "hydra") for side in ("hydra", "hub")}
+
     # A class's open notebooks, the same load through each proxy, one site after the other,
     # last (so that no figure above is measured beside it): the herd's people, and new ones to
     # make up the class, in their labs; then per_person websockets each, held and pinged, while
@@ -793,6 +799,26 @@ def side_by_side(hub):
         results["crowd"][side] = crowd
     print_crowd(results["crowd"])
     return results
+
+
+def class_returning(browsers, expire_recent):
+    """Every browser visits from the site root to its lab at the same moment (a barrier):
+    {"n", "ok", "p50", "p99", "max" (ms), "failures"}."""
+    if not browsers:
+        return {"n": 0, "ok": 0, "p50": 0, "p99": 0, "max": 0, "failures": ["nobody reached the lab in the herd"]}
+    barrier = threading.Barrier(len(browsers))
+
+    def back(browser):
+        if expire_recent:
+            browser.cookies.pop("hydra-recent", None)
+        barrier.wait()
+        return to_lab(browser)[0]
+    with concurrent.futures.ThreadPoolExecutor(len(browsers)) as pool:
+        outcomes = list(pool.map(lambda b: _safe(back, b), browsers))
+    times = [o for o in outcomes if isinstance(o, float)]
+    return {"n": len(browsers), "ok": len(times), "p50": statistics.median(times) if times else 0,
+            "p99": percentile(times, 0.99) if times else 0, "max": max(times, default=0),
+            "failures": [o[:160] for o in outcomes if isinstance(o, str)]}
 
 
 def crowd_memory(parts):
@@ -910,6 +936,14 @@ def print_table(r):
     print(f"| same, counting visitors who reloaded a broken page (at most 3 times, 2 s later); the last after | "
           f"{hh['patient']}/{hh['n']}, {hh['last_patient']:.1f} s | {jh['patient']}/{jh['n']}, {jh['last_patient']:.1f} s | "
           f"{hh['last_patient'] / max(0.001, jh['last_patient']):.2f} (time) | (none) |")
+    hb, jb = r["return"][h], r["return"][j]
+    print(f"| the herd's {hb['n']} / {jb['n']} returning at once (hydra: the front at rest answers each), site root to the lab: "
+          f"in their lab, p50 / p99 / slowest | {hb['ok']}/{hb['n']}, {hb['p50']:.0f} / {hb['p99']:.0f} / {hb['max']:.0f} ms | "
+          f"{jb['ok']}/{jb['n']}, {jb['p50']:.0f} / {jb['p99']:.0f} / {jb['max']:.0f} ms | {hb['p99'] / max(0.001, jb['p99']):.2f} (p99) | "
+          f"all, p99 at most 100 ms: {verdict(hb['ok'] == hb['n'] and hb['p99'] <= 100)} |")
+    for side, label in ((h, "hydra"), (j, "JupyterHub")):
+        if r["return"][side]["failures"]:
+            print(f"| {label}'s returning class: failures | {r['return'][side]['failures'][:3]} | | | |")
     m = r["memory"]
     print(f"| memory right after the herd (PSS): the front, {m['front_burst'][1]} hydra-cgi under mod_fcgid right after its herd, vs hub + proxy | "
           f"{mib(m['front_burst'][0]):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {m['front_burst'][0] / m['hub'][0]:.2f} | (none) |")

@@ -260,7 +260,11 @@ package struct Front: Sendable {
             }
             do {
                 let (outcome, answer) = try withExtendedLifetime(turn) { try runStart(name) }
-                if answer == nil, outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine && outcome.exitStatus != .busy {
+                if answer?.outcome == .started {
+                    // The visit found a server; one that ended or stopped answering since is replaced.
+                    logger.warning("sync after the visit: the server was gone or did not answer for \(Int(ServerLifecycle.answerPatienceSeconds)) s, a new one was started (its kernels are gone; the server's log says why)",
+                                   metadata: ["user": "\(name)"])
+                } else if answer == nil, outcome.exitStatus != .done && outcome.exitStatus != .alreadyFine && outcome.exitStatus != .busy {
                     logger.warning("sync after the visit: ipynb-launch start exited \(outcome.status): \(LogSafe.quote(outcome.message, limit: 400))",
                                    metadata: ["user": "\(name)"])
                 }

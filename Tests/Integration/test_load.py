@@ -12,6 +12,7 @@ Soak length: HYDRA_SOAK_SECONDS, else 300 s when CI=true, else 600 s.
 import collections
 import concurrent.futures
 import os
+import pathlib
 import random
 import re
 import threading
@@ -297,6 +298,18 @@ class Soak:
         return time.monotonic() - self.started
 
 
+def server_starts(errors):
+    """For the people an error names ("ACTION: USER: ..."): each start of their server and why
+    (its log's lines), so that a failed soak says whether a server was replaced under them."""
+    named = sorted({e.split(": ")[1] for e in errors if len(e.split(": ")) > 2} & set(USERS))
+    lines = []
+    for user in named:
+        for log in sorted(pathlib.Path(f"/run/hydra/{user}").glob("*.log*")):
+            lines += [f"    {user}: {line.strip()[:300]}" for line in log.read_text(errors="replace").splitlines()
+                      if line.startswith("hydra: starting")]
+    return lines
+
+
 def jupyter_growth(before, after):
     """How the notebook servers' descriptors changed, by kind. Seen while writing this test:
     Jupyter sometimes keeps 4 more anon_inode descriptors (a ZeroMQ context's epoll and eventfds)
@@ -366,9 +379,9 @@ def test_soak_of_mixed_traffic_has_no_error_no_leaked_process_or_descriptor_and_
         f"first {mib(longest[0][1]) if longest else '?'}, after warm-up {mib(warm[0]) if warm else '?'}, last {mib(longest[-1][1]) if longest else '?'}, "
         f"max {mib(max(r for _, r, _ in longest)) if longest else '?'}; descriptors first {longest[0][2] if longest else '?'} last {longest[-1][2] if longest else '?'}",
         f"    notebook servers (Jupyter's own, reported, not asserted): {jupyter_growth(before, after)}",
-    ] + [f"    error: {e}" for e in soak.errors[:10]]
+    ] + [f"    error: {e}" for e in soak.errors[:10]] + server_starts(soak.errors)
 
-    assert not soak.errors, f"{len(soak.errors)} errors, the first: {soak.errors[:5]}"
+    assert not soak.errors, f"{len(soak.errors)} errors, the first: {soak.errors[:5]}; their servers' starts: {server_starts(soak.errors)}"
     assert all(soak.counts[name] > 0 for name, _ in Soak.ACTIONS), soak.counts
     # No leaked process: the same servers, nothing left running, hydra-cgi within mod_fcgid's pool.
     assert servers_after == servers_before, {u: (servers_before[u], servers_after[u]) for u in USERS if servers_before[u] != servers_after[u]}

@@ -1,5 +1,6 @@
 """Issue 5: ipynb-launch start/status/stop with a real Jupyter Server, as the user, in the sandbox."""
 import concurrent.futures
+import contextlib
 import json
 import os
 import pathlib
@@ -106,6 +107,49 @@ def test_server_killed_with_sigkill_is_replaced_by_a_fresh_one(user):
     assert second["pid"] != first["pid"] and second["token"] != first["token"]
     assert api_status(name, second["token"]) == "200"
     assert len(server_pids(name)) == 1
+
+
+def test_a_server_slow_for_a_moment_is_kept_with_its_kernel_not_killed_by_the_next_start(user):
+    """Threat: a busy machine (a class's soak, a kernel starting) makes the person's server
+    answer late once, and a visit's start (or its deferred sync) ends it with their kernels.
+    The server is frozen (SIGSTOP) for 7 s, longer than one probe waits (5 s): the start keeps
+    asking (ServerLifecycle.answerPatienceSeconds, 15 s) and reuses it."""
+    name = user("herd04")
+    _, first = start(name)
+    def thaw():
+        with contextlib.suppress(ProcessLookupError):  # ended by the start: the assertions say so
+            os.kill(first["pid"], signal.SIGCONT)
+    os.kill(first["pid"], signal.SIGSTOP)
+    thawing = threading.Timer(7.0, thaw)
+    thawing.start()
+    try:
+        began = time.monotonic()
+        result, second = start(name)
+        waited = time.monotonic() - began
+    finally:
+        thawing.join()
+        thaw()
+    assert result.returncode == REUSED, result.stderr
+    assert (second["pid"], second["token"]) == (first["pid"], first["token"])
+    assert waited >= 6.5, f"the start answered in {waited:.1f} s, before the server was thawed: it did not ask it"
+    assert server_pids(name) == [first["pid"]]
+
+
+def test_a_server_that_never_answers_again_is_replaced_after_the_patience(user):
+    """Rule: ServerLifecycleTests "local: hydra's server, hung"; here end to end: a server frozen
+    for good (SIGSTOP, never thawed) is ended and a new one answers."""
+    name = user("herd05")
+    _, first = start(name)
+    os.kill(first["pid"], signal.SIGSTOP)
+    try:
+        result, second = start(name)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first["pid"], signal.SIGCONT)
+    assert result.returncode == STARTED, result.stderr
+    assert second["pid"] != first["pid"]
+    assert api_status(name, second["token"]) == "200"
+    wait_for(lambda: server_pids(name) == [second["pid"]], timeout=20)
 
 
 def test_stale_socket_and_record_of_a_dead_server_are_cleaned_up(user):

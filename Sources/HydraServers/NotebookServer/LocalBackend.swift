@@ -40,8 +40,18 @@ package struct LocalBackend: ServerBackend {
         let alive = ProcessTable.isAlive(pid)
         let owned = alive && ProcessTable.realUID(of: pid) == identity.account.uid
         let hydras = owned && ProcessTable.commandLine(of: pid).contains(marker)
-        let answers = hydras && probe(record, path: "api/status", in: runtime)?.status == 200
+        let answers = hydras && answersPatiently(record, pid: pid, in: runtime)
         return .process(.init(alive: alive, ownedByPerson: owned, startedByHydra: hydras, answers: answers))
+    }
+
+    /// Asks again, while the process lives, until it answers or `answerPatienceSeconds` pass.
+    private func answersPatiently(_ record: ServerRecord, pid: Int32, in runtime: DirectoryHandle) -> Bool {
+        let deadline = monotonicSeconds() + ServerLifecycle.answerPatienceSeconds
+        while true {
+            if probe(record, path: "api/status", in: runtime)?.status == 200 { return true }
+            guard monotonicSeconds() < deadline, ProcessTable.isAlive(pid) else { return false }
+            pauseThread(seconds: 0.25)
+        }
     }
 
     /// The server as it is started, in either mode.

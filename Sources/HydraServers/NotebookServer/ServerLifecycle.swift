@@ -229,6 +229,11 @@ package enum ServerLifecycle {
         case timedOut
     }
 
+    /// How long a start keeps asking a live server of the person's, started by hydra, before
+    /// it ends it as not answering: one late answer (a busy machine, a kernel starting, a
+    /// full listen queue for a moment) must not cost the person their kernels.
+    package static let answerPatienceSeconds = 15.0
+
     /// How often a start looks at a local server, and at a job (running, or still queued).
     package static let lookInterval = (process: 0.025, runningJob: 0.05, queuedJob: 0.25)
 
