@@ -14,6 +14,7 @@ benchmarks measure what the tests check.
 HYDRA_BENCH_QUICK=1: small counts, for trying the script out (figures not to be recorded).
 """
 import asyncio
+import hashlib
 import concurrent.futures
 import http.client
 import json
@@ -22,6 +23,7 @@ import pathlib
 import re
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -151,17 +153,22 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 def direct_get_ms(browser, path, port=None, unix_socket=None):
     """GET `path` straight from the user's server (no proxy) with the browser's cookies, in ms."""
     connection = UnixHTTPConnection(unix_socket) if unix_socket else http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {k: v for k, v in browser.headers(path).items() if k != "Authorization"}
     try:
-        started = time.perf_counter()
-        connection.request("GET", path, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        if response.status != 200:
-            raise VisitFailed(f"{path} straight from the server answered {response.status}")
-        return (time.perf_counter() - started) * 1000
+        return get_on_ms(browser, path, connection)
     finally:
         connection.close()
+
+
+def get_on_ms(browser, path, connection):
+    """GET `path` on an open connection to a server (no proxy) with the browser's cookies, in ms."""
+    headers = {k: v for k, v in browser.headers(path).items() if k != "Authorization"}
+    started = time.perf_counter()
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        raise VisitFailed(f"{path} straight from the server answered {response.status}")
+    return (time.perf_counter() - started) * 1000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -515,17 +522,18 @@ def slurm_figures():
 
         def through_front(side):
             visitors[side].cookies.pop("hydra-recent", None)
-            return to_lab(visitors[side])[0]
+            return to_lab(visitors[side])
         runs = count(50, 10)
-        samples = {"local": [], "slurm": []}
+        samples, traces = {"local": [], "slurm": []}, {"local": [], "slurm": []}
         sh("sdiag", "--reset")
         began = time.monotonic()
         for i in range(runs):
-            local, slurm = alternate(i, lambda: through_front("local"), lambda: through_front("slurm"))
-            samples["local"].append(local)
-            samples["slurm"].append(slurm)
+            for side, (ms, _, trace) in zip(("local", "slurm"), alternate(i, lambda: through_front("local"), lambda: through_front("slurm"))):
+                samples[side].append(ms)
+                traces[side].append(trace)
         seconds = time.monotonic() - began
         warm_rpcs = slurmctld_rpcs_by_user()
+        hops = lab_page_hops(visitors, runs)
     finally:
         as_user("kathleen", launch, "stop")
         install_config()
@@ -540,6 +548,70 @@ def slurm_figures():
     row("Slurm job (kathleen)", samples["slurm"])
     ratio = statistics.median(samples["slurm"]) / statistics.median(samples["local"])
     print(f"\nSlurm / local, p50: {ratio:.2f}; slurmctld RPCs by user over those {runs * 2} visits ({seconds:.0f} s): {warm_rpcs}")
+    print("\nWhere the time goes, request by request (median ms):\n")
+    for side in ("local", "slurm"):
+        print(f"- {side}: {hop_breakdown(traces[side])}")
+    print(f"\n| the lab page alone, {runs} times each, alternating | p50 | p99 | runs |\n|---|---|---|---|")
+    for label, values in hops.items():
+        row(label, values)
+
+
+def lab_page_hops(visitors, runs):
+    """The lab page of each server by every way to it: through Apache and hydra-gate (what a
+    visit's last request is), and straight from the server: over the Unix socket (local), over
+    a new TLS connection with its handshake, and over one kept TLS connection (the job's)."""
+    address, port, pin = pathlib.Path("/run/hydra/.front/endpoints/kathleen").read_text().split()[1:4]
+    kept = pinned_tls_connection(address, int(port), pin)
+    ways = {
+        "local: through Apache and hydra-gate": lambda: proxied_get_ms(visitors["local"], "/user/grace/lab"),
+        "local: straight from the server (Unix socket, a new connection)":
+            lambda: direct_get_ms(visitors["local"], "/user/grace/lab", unix_socket="/run/hydra/grace/jupyter.sock"),
+        "Slurm job: through Apache and hydra-gate (a new TLS connection from the gate)":
+            lambda: proxied_get_ms(visitors["slurm"], "/user/kathleen/lab"),
+        "Slurm job: straight from the server, a new TLS connection (handshake and pin check)":
+            lambda: fresh_pinned_get_ms(visitors["slurm"], "/user/kathleen/lab", address, int(port), pin),
+        "Slurm job: straight from the server on one kept TLS connection": lambda: get_on_ms(visitors["slurm"], "/user/kathleen/lab", kept),
+    }
+    samples = {label: [] for label in ways}
+    try:
+        for i in range(runs):
+            for label, ms in zip(ways, alternate(i, *ways.values())):
+                samples[label].append(ms)
+    finally:
+        kept.close()
+    return samples
+
+
+def proxied_get_ms(browser, path):
+    started = time.perf_counter()
+    status, _, _ = browser.request("GET", path)
+    if status != 200:
+        raise VisitFailed(f"{path} through the proxy answered {status}")
+    return (time.perf_counter() - started) * 1000
+
+
+def pinned_tls_connection(address, port, pin):
+    """A TLS connection to a job's server that showed the certificate `pin` names (timed by the
+    caller: the handshake happens here)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the pin is the check
+    connection = http.client.HTTPSConnection(address, port, context=context, timeout=60)
+    connection.connect()
+    if hashlib.sha256(connection.sock.getpeercert(binary_form=True)).hexdigest() != pin:
+        connection.close()
+        raise VisitFailed(f"the server at {address}:{port} showed another certificate")
+    return connection
+
+
+def fresh_pinned_get_ms(browser, path, address, port, pin):
+    """`get_on_ms` on a new connection to a job's server, its handshake and pin check counted."""
+    started = time.perf_counter()
+    connection = pinned_tls_connection(address, port, pin)
+    try:
+        get_on_ms(browser, path, connection)
+    finally:
+        connection.close()
+    return (time.perf_counter() - started) * 1000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -660,18 +732,25 @@ def side_by_side(hub):
     seconds, rounds, connections = count(5, 2), 2, 8
     print(f"\n## Proxied requests: wrk -t2 -c{connections} -d{seconds}s on /user/NAME/api/status, {rounds} rounds alternating\n")
     print("| round | proxy | req/s | p50 | p99 | non-2xx |\n|---|---|---|---|---|---|")
-    through = {"hydra": [], "hub": []}
+    through = {"hydra": [], "hub": [], "direct": []}
     grace, hubwarm = visitors["hydra"], visitors["hub"]
+    hub_cookie = f"Cookie: {hubwarm.cookies.header('/user/hubwarm/api/status')}"
     for i in range(rounds):
-        a, b = alternate(
+        # The third: the limit, a Jupyter server alone (JupyterHub's single-user server on its
+        # TCP port, which wrk can reach; hydra's listen on Unix sockets only).
+        a, b, c = alternate(
             i,
             lambda: wrk_ms("http://localhost/user/grace/api/status", seconds=seconds, connections=connections, auth=("grace", PASSWORD),
                            headers=[f"Cookie: {grace.cookies.header('/user/grace/api/status')}"]),
             lambda: wrk_ms(f"http://127.0.0.1:{HUB_PORT}/user/hubwarm/api/status", seconds=seconds, connections=connections,
-                           headers=[f"Cookie: {hubwarm.cookies.header('/user/hubwarm/api/status')}"]))
+                           headers=[hub_cookie]),
+            lambda: wrk_ms(f"http://127.0.0.1:{server_port('hubwarm', 'jupyterhub-singleuser')}/user/hubwarm/api/status",
+                           seconds=seconds, connections=connections, headers=[hub_cookie]))
         through["hydra"].append(a)
         through["hub"].append(b)
-        for name, (rps, p50, p99, bad) in (("Apache (mod_proxy) + hydra-gate", a), ("configurable-http-proxy (node)", b)):
+        through["direct"].append(c)
+        for name, (rps, p50, p99, bad) in (("Apache (mod_proxy) + hydra-gate", a), ("configurable-http-proxy (node)", b),
+                                           ("none: the Jupyter server alone", c)):
             print(f"| {i + 1} | {name} | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
     results["throughput"] = {k: (statistics.mean(r[0] for r in v), statistics.mean(r[1] for r in v),
                                  max(r[2] for r in v), sum(r[3] for r in v)) for k, v in through.items()}
@@ -895,6 +974,9 @@ def print_table(r):
     print(f"| proxied GET /user/NAME/api/status, req/s (wrk, 8 connections) | {hr:.0f} ({hbad} non-2xx) | {jr:.0f} ({jbad} non-2xx) | "
           f"{hr / jr:.2f} | at least JupyterHub's: {verdict(hr >= jr)} |")
     print(f"| same, latency p50 / p99 | {hp50:.2f} / {hp99:.2f} ms | {jp50:.2f} / {jp99:.2f} ms | {hp50 / jp50:.2f} / {hp99 / jp99:.2f} | |")
+    dr, _, _, dbad = r["throughput"]["direct"]
+    print(f"| same, the limit: a Jupyter server alone, no proxy (JupyterHub's single-user server on its port), req/s ({dbad} non-2xx) | "
+          f"{hr / dr:.2f} of it | {jr / dr:.2f} of it | {dr:.0f} req/s | 1.5x JupyterHub's needs {1.5 * jr / dr:.2f} of it |")
     (kh, kh99), (kj, kj99) = r["kernel"][h], r["kernel"][j]
     print(f"| kernel round trip, 1+1 over the websocket, median of {r['kernel_runs']} (p99) | {kh:.2f} ms ({kh99:.2f}) | "
           f"{kj:.2f} ms ({kj99:.2f}) | {kh / kj:.2f} | at most JupyterHub's time: {verdict(kh <= kj)} |")

@@ -31,6 +31,7 @@ final class ServerManagerTests {
         let sighting: ServerLifecycle.Sighting
         let queued: Bool
         let calls = Mutex<[String]>([])
+        let patiences = Mutex<[Double]>([])
 
         init(_ sighting: ServerLifecycle.Sighting, queued: Bool = false) {
             (self.sighting, self.queued) = (sighting, queued)
@@ -42,8 +43,9 @@ final class ServerManagerTests {
         func place(of record: ServerRecord) -> ServerPlace {
             record.job.map(ServerPlace.job) ?? .local(socket: "/run/hydra/alice/jupyter.sock", pid: record.pid ?? 0, supervisor: .detached)
         }
-        func observe(_ record: ServerRecord?, in runtime: DirectoryHandle) -> ServerLifecycle.Sighting {
+        func observe(_ record: ServerRecord?, in runtime: DirectoryHandle, patience: Double) -> ServerLifecycle.Sighting {
             note("observe")
+            patiences.withLock { $0.append(patience) }
             return sighting
         }
         func launch(token: String, because reason: ServerLifecycle.LaunchReason, in runtime: DirectoryHandle) throws -> ServerRecord {
@@ -147,6 +149,16 @@ final class ServerManagerTests {
         #expect(try manager(backend).stop())
         #expect(backend.noted == ["observe", "clean up"] && record == nil && publishedToken == nil)
         #expect(try !manager(Backend(.noRecord)).stop())
+    }
+
+    @Test("a start gives a live server that answers late time to answer before ending it; a stop does not wait for an answer")
+    func answerPatience() throws {
+        try writeRecord(ServerRecord(.process(77), token: String(repeating: "c", count: 64)))
+        let backend = Backend(.process(.serving))
+        _ = try manager(backend).start()
+        _ = try manager(backend).stop()
+        #expect(backend.patiences.withLock { $0 } == [ServerLifecycle.answerPatienceSeconds, 0])
+        #expect(ServerLifecycle.answerPatienceSeconds >= 10)
     }
 
     @Test("another profile chosen: the running server is ended and one of the chosen profile started, and the record says which")

@@ -12,7 +12,10 @@
 
 HYDRA_VM_DIR=${HYDRA_VM_DIR:-/var/tmp/hydra-vm}
 HYDRA_VM_SSH_PORT=${HYDRA_VM_SSH_PORT:-10022}
-HYDRA_VM_MEMORY_MB=${HYDRA_VM_MEMORY_MB:-1024}
+# 1.5 GiB: the checks run two people's servers at once (alice's, bob's) beside slapd and
+# Apache with hydra-mpm.conf's 1,024 idle threads, and a start needs 512 MiB available
+# (server.start_min_available_memory); at 1 GiB bob's start found no room.
+HYDRA_VM_MEMORY_MB=${HYDRA_VM_MEMORY_MB:-1536}
 vm_root=$HYDRA_VM_DIR/rootfs
 vm_image=$HYDRA_VM_DIR/disk.img
 vm_key=$HYDRA_VM_DIR/id_ed25519

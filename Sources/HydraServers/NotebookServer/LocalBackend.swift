@@ -34,24 +34,16 @@ package struct LocalBackend: ServerBackend {
     }
 
     /// Each fact only once the one before it holds: a dead or foreign PID is never probed.
-    func observe(_ record: ServerRecord?, in runtime: DirectoryHandle) -> ServerLifecycle.Sighting {
+    func observe(_ record: ServerRecord?, in runtime: DirectoryHandle, patience: Double) -> ServerLifecycle.Sighting {
         guard let record else { return .noRecord }
         guard let pid = record.pid else { return .otherBackend }
         let alive = ProcessTable.isAlive(pid)
         let owned = alive && ProcessTable.realUID(of: pid) == identity.account.uid
         let hydras = owned && ProcessTable.commandLine(of: pid).contains(marker)
-        let answers = hydras && answersPatiently(record, pid: pid, in: runtime)
-        return .process(.init(alive: alive, ownedByPerson: owned, startedByHydra: hydras, answers: answers))
-    }
-
-    /// Asks again, while the process lives, until it answers or `answerPatienceSeconds` pass.
-    private func answersPatiently(_ record: ServerRecord, pid: Int32, in runtime: DirectoryHandle) -> Bool {
-        let deadline = monotonicSeconds() + ServerLifecycle.answerPatienceSeconds
-        while true {
-            if probe(record, path: "api/status", in: runtime)?.status == 200 { return true }
-            guard monotonicSeconds() < deadline, ProcessTable.isAlive(pid) else { return false }
-            pauseThread(seconds: 0.25)
+        let answers = hydras && answers(within: patience, while: { ProcessTable.isAlive(pid) }) {
+            probe(record, path: "api/status", in: runtime)?.status == 200
         }
+        return .process(.init(alive: alive, ownedByPerson: owned, startedByHydra: hydras, answers: answers))
     }
 
     /// The server as it is started, in either mode.
@@ -154,7 +146,7 @@ package struct LocalBackend: ServerBackend {
 
     func status(of record: ServerRecord?, in runtime: DirectoryHandle) -> ServerStatus {
         var local = LocalServerStatus(socket: socketPath, supervision: supervision)
-        guard let record, let pid = record.pid, observe(record, in: runtime) == .process(.serving),
+        guard let record, let pid = record.pid, observe(record, in: runtime, patience: 0) == .process(.serving),
               let answer = probe(record, path: "api/status", in: runtime) else {
             return ServerStatus(user: identity.name.value, running: false, summary: supervision.summary, activity: nil, server: .local(local))
         }

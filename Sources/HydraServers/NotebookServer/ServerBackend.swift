@@ -10,7 +10,8 @@ protocol ServerBackend: Sendable {
     /// Where the record's server is, as `start --json` reports it.
     func place(of record: ServerRecord) -> ServerPlace
     /// What the system says of the server the record names (nothing of the record is trusted).
-    func observe(_ record: ServerRecord?, in runtime: DirectoryHandle) -> ServerLifecycle.Sighting
+    /// A live server that does not answer is asked again for `patience` seconds (0: once).
+    func observe(_ record: ServerRecord?, in runtime: DirectoryHandle, patience: Double) -> ServerLifecycle.Sighting
 
     /// Starts a server that accepts `token`; returns at once with its record, before it answers.
     /// `reason` goes into the server's log.
@@ -25,6 +26,19 @@ protocol ServerBackend: Sendable {
     func cleanUp(record: ServerRecord?, in runtime: DirectoryHandle) throws
     /// What `ipynb-launch status` reports.
     func status(of record: ServerRecord?, in runtime: DirectoryHandle) -> ServerStatus
+}
+
+extension ServerBackend {
+    /// Whether `answers()` says yes before `patience` seconds pass, asked again every quarter
+    /// second while `alive()` holds (a server that has ended is not waited for).
+    func answers(within patience: Double, while alive: () -> Bool = { true }, _ answers: () -> Bool) -> Bool {
+        let deadline = monotonicSeconds() + patience
+        while true {
+            if answers() { return true }
+            guard monotonicSeconds() < deadline, alive() else { return false }
+            pauseThread(seconds: 0.25)
+        }
+    }
 }
 
 /// How a wait for a server ended.

@@ -111,7 +111,7 @@ package struct ServerManager: Sendable {
         let available = FileSystem.availableBytes(at: identity.account.home)
         // Only a choice replaces a server: a start without one (a visit's sync, the person's own
         // ipynb-launch) keeps whatever runs, also a server of a profile since removed.
-        let observation = ServerLifecycle.Observation(self.backend(for: record).observe(record, in: runtime),
+        let observation = ServerLifecycle.Observation(self.backend(for: record).observe(record, in: runtime, patience: ServerLifecycle.answerPatienceSeconds),
                                                       profileMatches: asked == nil || record?.profile == profile.name,
                                                       homeHasRoom: available.map { $0 >= Self.minimumRoomInHome } ?? true)
         let launched: ServerRecord
@@ -177,7 +177,7 @@ package struct ServerManager: Sendable {
         let lock = try waitForLock(runtime)
         defer { withExtendedLifetime(lock) {} }
         let record = readRecord(runtime)
-        let wasRunning = backend(for: record).observe(record, in: runtime).stillRuns
+        let wasRunning = backend(for: record).observe(record, in: runtime, patience: 0).stillRuns
         try cleanUp(runtime)
         return wasRunning
     }

@@ -71,7 +71,7 @@ package struct SlurmBackend: ServerBackend {
 
     /// What Slurm says of the recorded job, then whether its server answers where the record
     /// says: asked only of a running job whose recorded node and address are Slurm's.
-    func observe(_ record: ServerRecord?, in runtime: DirectoryHandle) -> ServerLifecycle.Sighting {
+    func observe(_ record: ServerRecord?, in runtime: DirectoryHandle, patience: Double) -> ServerLifecycle.Sighting {
         guard let record else { return .noRecord }
         guard let recorded = record.job else { return .otherBackend }
         let job = try? client.job(recorded.job)
@@ -85,7 +85,10 @@ package struct SlurmBackend: ServerBackend {
         }
         let portAllowed = recorded.port.map(settings.portRange.contains) ?? false
         let pinned = recorded.pin.map(JobEndpoint.isPin) ?? false
-        let answers = endpoint == .matchesSlurm && portAllowed && pinned && probe(recorded, token: record.token, path: "api/status")?.status == 200
+        // Asked again while it does not answer, without asking Slurm again: squeue said it runs.
+        let answers = endpoint == .matchesSlurm && portAllowed && pinned && answers(within: patience) {
+            probe(recorded, token: record.token, path: "api/status")?.status == 200
+        }
         return .job(.init(phase: job?.phase, endpoint: endpoint, portAllowed: portAllowed, pinned: pinned, answers: answers))
     }
 
