@@ -40,7 +40,7 @@ package struct LocalBackend: ServerBackend {
         let alive = ProcessTable.isAlive(pid)
         let owned = alive && ProcessTable.realUID(of: pid) == identity.account.uid
         let hydras = owned && ProcessTable.commandLine(of: pid).contains(marker)
-        let answers = hydras && answers(within: patience, while: { ProcessTable.isAlive(pid) }) {
+        let answers = hydras && answersPatiently(for: patience, while: { ProcessTable.isAlive(pid) }) {
             probe(record, path: "api/status", in: runtime)?.status == 200
         }
         return .process(.init(alive: alive, ownedByPerson: owned, startedByHydra: hydras, answers: answers))

@@ -29,12 +29,12 @@ protocol ServerBackend: Sendable {
 }
 
 extension ServerBackend {
-    /// Whether `answers()` says yes before `patience` seconds pass, asked again every quarter
+    /// Whether `ask()` says yes before `patience` seconds pass, asked again every quarter
     /// second while `alive()` holds (a server that has ended is not waited for).
-    func answers(within patience: Double, while alive: () -> Bool = { true }, _ answers: () -> Bool) -> Bool {
+    func answersPatiently(for patience: Double, while alive: () -> Bool = { true }, _ ask: () -> Bool) -> Bool {
         let deadline = monotonicSeconds() + patience
         while true {
-            if answers() { return true }
+            if ask() { return true }
             guard monotonicSeconds() < deadline, alive() else { return false }
             pauseThread(seconds: 0.25)
         }

@@ -86,7 +86,7 @@ package struct SlurmBackend: ServerBackend {
         let portAllowed = recorded.port.map(settings.portRange.contains) ?? false
         let pinned = recorded.pin.map(JobEndpoint.isPin) ?? false
         // Asked again while it does not answer, without asking Slurm again: squeue said it runs.
-        let answers = endpoint == .matchesSlurm && portAllowed && pinned && answers(within: patience) {
+        let answers = endpoint == .matchesSlurm && portAllowed && pinned && answersPatiently(for: patience) {
             probe(recorded, token: record.token, path: "api/status")?.status == 200
         }
         return .job(.init(phase: job?.phase, endpoint: endpoint, portAllowed: portAllowed, pinned: pinned, answers: answers))
