@@ -33,7 +33,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "Tests/Integration"))
 sys.path.insert(0, str(HERE))
-from hydra_site import (PASSWORD, PREFIX, SITE_URL, Browser, as_user, as_web_server, basic_auth, config_text,  # noqa: E402
+from hydra_site import (PASSWORD, PREFIX, SITE_URL, Browser, as_user, as_web_server, basic_auth, config_text, front_daemon_pid,  # noqa: E402
                         install_config, refresh_mirrors, reload_apache, sh, start_directory, start_site, stop_site)
 from load_support import (Bystander, memory_kib, percentile, pids, pss_kib, rss_kib, visit,  # noqa: E402
                           websocket_headers, wrk)
@@ -368,20 +368,6 @@ def bare_jupyter_start(name):
                 os.unlink(leftover)
 
 
-def mod_proxy_fcgi_site():
-    """README's mod_proxy_fcgi setup on port 8083 beside the mod_fcgid site; returns the daemon."""
-    sh("a2enmod", "-q", "proxy_fcgi")
-    auth = pathlib.Path("/etc/hydra/apache-auth.conf").read_text()
-    pathlib.Path("/etc/apache2/sites-enabled/zz-bench-proxy-fcgi.conf").write_text(
-        f'Listen 8083\n<VirtualHost *:8083>\n<Location "/">\n{auth}\n</Location>\n'
-        'ProxyPassMatch "^/(?!user/)" "unix:/run/hydra/.front/cgi.sock|fcgi://localhost/"\n</VirtualHost>\n')
-    daemon = subprocess.Popen(["setpriv", "--reuid=www-data", "--regid=www-data", "--init-groups", "--reset-env",
-                               str(PREFIX / "hydra-cgi"), "--socket", "/run/hydra/.front/cgi.sock"])
-    sh("apache2ctl", "graceful")
-    time.sleep(1)
-    return daemon
-
-
 def hydra_own_figures():
     add = str(PREFIX / "addldapuser")
     sh(add, "ada")
@@ -399,26 +385,18 @@ def hydra_own_figures():
         "Listen 8080\n<VirtualHost *:8080>\nDocumentRoot /var/www/hydra-bench\n</VirtualHost>\n")
     pathlib.Path("/var/www/hydra-bench").mkdir(parents=True, exist_ok=True)
     pathlib.Path("/var/www/hydra-bench/static.txt").write_text("hello\n")
-    daemon = mod_proxy_fcgi_site()
-    try:
-        # mod_fcgid starts its processes gradually: warm up, then measure the steady state.
-        wrk_ms(f"{SITE_URL}/hydra/whoami", seconds=3, auth=("ada", PASSWORD))
-        print("| target | req/s | p50 | p99 | non-2xx |\n|---|---|---|---|---|")
-        for connections in (4, 16):
-            for name, url, auth in [("hydra-cgi /hydra/whoami (LDAP Basic auth), mod_fcgid", f"{SITE_URL}/hydra/whoami", ("ada", PASSWORD)),
-                                    ("hydra-cgi /hydra/whoami (LDAP Basic auth), mod_proxy_fcgi + hydra-cgi --socket",
-                                     "http://localhost:8083/hydra/whoami", ("ada", PASSWORD)),
-                                    ("static file, same Apache (no auth)", "http://localhost:8080/static.txt", None)]:
-                rps, p50, p99, bad = wrk_ms(url, seconds=seconds, connections=connections, auth=auth)
-                print(f"| {name}, {connections} connections | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
-        time.sleep(2)
-        FIGURES["daemon_pss"] = pss_kib(daemon.pid)  # setpriv execs hydra-cgi
-    finally:
-        daemon.terminate()
-        daemon.wait()
-    processes = len(pids("-f", str(PREFIX / "hydra-cgi")))
-    print(f"\nhydra-cgi processes started by mod_fcgid: {processes}; the threaded hydra-cgi --socket after its runs: "
-          f"{mib(FIGURES['daemon_pss']):.1f} MiB PSS")
+    sh("apache2ctl", "graceful")
+    time.sleep(1)
+    wrk_ms(f"{SITE_URL}/hydra/whoami", seconds=3, auth=("ada", PASSWORD))  # warm up
+    print("| target | req/s | p50 | p99 | non-2xx |\n|---|---|---|---|---|")
+    for connections in (4, 16):
+        for name, url, auth in [("hydra-cgi /hydra/whoami (LDAP Basic auth), the front daemon through mod_proxy_fcgi",
+                                 f"{SITE_URL}/hydra/whoami", ("ada", PASSWORD)),
+                                ("static file, same Apache (no auth)", "http://localhost:8080/static.txt", None)]:
+            rps, p50, p99, bad = wrk_ms(url, seconds=seconds, connections=connections, auth=auth)
+            print(f"| {name}, {connections} connections | {rps:.0f} | {p50:.2f} ms | {p99:.2f} ms | {bad} |")
+    time.sleep(2)
+    print(f"\nthe front daemon (hydra-cgi --socket) after its runs: {mib(pss_kib(front_daemon_pid())):.1f} MiB PSS")
 
     print("\n## ipynb-launch (as the user, real git and Jupyter; issue 5)\n")
     launch = str(PREFIX / "ipynb-launch")
@@ -446,7 +424,7 @@ groups = ["research"]
 def profile_figures():
     """The warm visit the front answers (hydra-recent expired; grace's server running), on the
     site without [[profiles]] and on one with two of which grace may use one, in alternating
-    blocks (the front reads hydra.toml when it starts: an Apache graceful reload between)."""
+    blocks (the front reads hydra.toml again at its first request after the file changed)."""
     launch = str(PREFIX / "ipynb-launch")
     as_user("grace", launch, "start")
     grace = HYDRA.visitor("grace")
@@ -461,7 +439,7 @@ def profile_figures():
             for key in ("without", "with") if block % 2 == 0 else ("with", "without"):
                 install_config(text=texts[key])
                 reload_apache()
-                for _ in range(5):  # mod_fcgid starts its processes again after the reload
+                for _ in range(5):  # the first reads the new file
                     front_visit()
                 samples[key] += [front_visit() for _ in range(count(25, 5))]
     finally:
@@ -783,10 +761,7 @@ def side_by_side(hub):
             outcomes = list(pool.map(lambda n: _safe(herd_visit, n), names))
         herd_in_lab[side] = [herd[n] for n, o in zip(names, outcomes) if isinstance(o, tuple)]
         if side == "hydra":
-            # The front's processes right after its herd (mod_fcgid ends them once idle for a
-            # minute: by the end of JupyterHub's herd they may be gone).
-            front = pids("-f", str(PREFIX / "hydra-cgi"))
-            front_burst = (memory_kib(front), len(front))
+            front_burst = pss_kib(front_daemon_pid())  # the front right after its herd
         reached = [o for o in outcomes if isinstance(o, tuple)]
         strict = [o for o in reached if not any(t[0] == "reload" for t in o[2])]
         pattern = "jupyter-lab" if side == "hydra" else "jupyterhub-singleuser"
@@ -822,15 +797,9 @@ def side_by_side(hub):
                 pss.append(memory_kib(found))
                 rss.append(sum(rss_kib(p) for p in found))
         return (statistics.median(pss), len(pss), statistics.median(rss)) if pss else (0, 0, 0)
-    # mod_fcgid keeps the processes a burst started until they have been idle for
-    # FcgidIdleTimeout (60 s in hydra.conf); at rest the front is back to its minimum.
-    settle_deadline = time.monotonic() + 90
-    while len(pids("-f", str(PREFIX / "hydra-cgi"))) > 2 and time.monotonic() < settle_deadline:
-        time.sleep(2)
-    settled = pids("-f", str(PREFIX / "hydra-cgi"))
     results["memory"] = {
         "front_burst": front_burst,
-        "front": (memory_kib(settled), len(settled)),
+        "front": pss_kib(front_daemon_pid()),
         "apache": apache_pss,
         "gate": memory_kib(pids("-f", str(PREFIX / "hydra-gate"))),
         "hub": (memory_kib(hub_pids), len(hub_pids)),
@@ -841,7 +810,7 @@ def side_by_side(hub):
 
     # A class returning at once (after a break: hydra-recent has expired, their servers run):
     # the herd's people, all from the site root to their lab at the same moment, one site after
-    # the other; on hydra's side the front is at rest (mod_fcgid back to its minimum, above).
+    # the other.
     results["return"] = {side: class_returning(herd_in_lab[side], side == "hydra") for side in ("hydra", "hub")}
 
     # A class's open notebooks, the same load through each proxy, one site after the other,
@@ -1027,18 +996,14 @@ def print_table(r):
         if r["return"][side]["failures"]:
             print(f"| {label}'s returning class: failures | {r['return'][side]['failures'][:3]} | | | |")
     m = r["memory"]
-    print(f"| memory right after the herd (PSS): the front, {m['front_burst'][1]} hydra-cgi under mod_fcgid right after its herd, vs hub + proxy | "
-          f"{mib(m['front_burst'][0]):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {m['front_burst'][0] / m['hub'][0]:.2f} | (none) |")
-    print(f"| memory at rest (PSS), a minute after the last visit: the front, {m['front'][1]} hydra-cgi under mod_fcgid "
-          f"(mod_fcgid ends idle ones; the next visit starts one) vs hub + proxy | {mib(m['front'][0]):.1f} MiB | "
-          f"{mib(m['hub'][0]):.1f} MiB (hub {mib(m['hub_only']):.1f}) | {m['front'][0] / m['hub'][0]:.2f} | "
-          f"at most 1/5: {verdict(m['front'][0] * 5 <= m['hub'][0])} |")
-    everything = m['front'][0] + m['apache'][0] + m['gate']
+    print(f"| memory right after the herd (PSS): the front daemon vs hub + proxy | "
+          f"{mib(m['front_burst']):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {m['front_burst'] / m['hub'][0]:.2f} | (none) |")
+    print(f"| memory at rest (PSS): the front daemon vs hub + proxy | {mib(m['front']):.1f} MiB | "
+          f"{mib(m['hub'][0]):.1f} MiB (hub {mib(m['hub_only']):.1f}) | {m['front'] / m['hub'][0]:.2f} | "
+          f"at most 1/5: {verdict(m['front'] * 5 <= m['hub'][0])} |")
+    everything = m['front'] + m['apache'][0] + m['gate']
     print(f"| memory at rest (PSS): the front + Apache ({m['apache'][1]} apache2) + hydra-gate ({mib(m['gate']):.1f} MiB) vs hub + proxy | "
           f"{mib(everything):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {everything / m['hub'][0]:.2f} | (none) |")
-    print(f"| memory at rest (PSS): hydra-cgi --socket (mod_proxy_fcgi, one threaded process) vs hub + proxy | "
-          f"{mib(FIGURES['daemon_pss']):.1f} MiB | {mib(m['hub'][0]):.1f} MiB | {FIGURES['daemon_pss'] / m['hub'][0]:.2f} | "
-          f"at most 1/5: {verdict(FIGURES['daemon_pss'] * 5 <= m['hub'][0])} |")
     print(f"| memory per user server at rest, PSS (RSS), median of {m['user_hydra'][1]} / {m['user_hub'][1]} | "
           f"{mib(m['user_hydra'][0]):.1f} MiB ({mib(m['user_hydra'][2]):.1f}) | {mib(m['user_hub'][0]):.1f} MiB ({mib(m['user_hub'][2]):.1f}) | "
           f"{m['user_hydra'][0] / m['user_hub'][0]:.2f} | (none) |")

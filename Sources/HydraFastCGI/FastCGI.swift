@@ -15,6 +15,10 @@ package enum FastCGI {
     package struct Request: Sendable {
         package let parameters: [String: String]
         package let body: [UInt8]
+        package init(parameters: [String: String], body: [UInt8]) {
+            self.parameters = parameters
+            self.body = body
+        }
     }
 
     /// An answer: its CGI bytes (headers, blank line, body), and work to do after they are sent.

@@ -6,6 +6,7 @@ import HydraSystem
 import HydraFastCGI
 import FoundationEssentials
 import Logging
+import Synchronization
 
 /// hydra-cgi's body: load the configuration, then answer requests as FastCGI or CGI.
 package enum FrontMain {
@@ -33,25 +34,34 @@ package enum FrontMain {
     }
 
     package static func run(socket: String?, workers: Int, configPath: String?, logger: Logger) -> ExitStatus {
+        let path: String
+        do {
+            path = try HydraConfig.path(option: configPath, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            logger.critical("cannot start: \(error.description)")
+            return error.exitStatus
+        }
+        if let socket {
+            return serve(workers: workers, socket: socket, front: ReloadingFront(path: path, logger: logger), logger: logger)
+        }
         let config: HydraConfig
         do {
-            let path = try HydraConfig.path(option: configPath, environment: ProcessInfo.processInfo.environment)
             config = try HydraConfig.load(path: path)
         } catch {
             logger.critical("cannot start: \(error.description)")
-            if socket == nil && !FastCGI.isFastCGI {
-                let response = FrontResponse.html(500, Pages().render("unavailable", title: "hydra is not available", values: ["incident": "configuration"]))
-                StandardStreams.writeOutput(response.cgiBytes)
-            }
+            if !FastCGI.isFastCGI { StandardStreams.writeOutput(FrontResponse.unavailable.cgiBytes) }
             return error.exitStatus
         }
         let front = Front(config: config, logger: logger)
-        let overrides = config.limits.perUser.isEmpty ? "" : " (per-user limits for \(config.limits.perUser.count) accounts)"
-        logger.info("notebook servers run as \(Supervision(config: config).summary)\(overrides)")
-        if socket == nil && !FastCGI.isFastCGI {
+        front.logStart()
+        guard FastCGI.isFastCGI else {
             FastCGI.serveCGI(front.answer)
             return .done
         }
+        return serve(workers: 1, socket: nil, front: front, logger: logger)
+    }
+
+    private static func serve(workers: Int, socket: String?, front: some FrontAnswering, logger: Logger) -> ExitStatus {
         do {
             try FastCGI.serve(workers: workers, socketPath: socket, handler: front.answer)
             return .done
@@ -62,10 +72,76 @@ package enum FrontMain {
     }
 }
 
-extension Front {
+/// What the FastCGI loop calls for each request.
+package protocol FrontAnswering: Sendable {
+    @Sendable func answer(_ request: FastCGI.Request) -> FastCGI.Answer
+}
+
+/// The front as one long-lived daemon (`hydra-cgi --socket`, hydra-cgi.service, mod_proxy_fcgi):
+/// it reads hydra.toml again at the first request after the file changed (one stat a request),
+/// so an admin's edit takes effect at once, with no restart to remember. While the file does not
+/// load, every request is answered "hydra is not available" and the log says why, once per
+/// change of the file; the daemon keeps running, so fixing the file is enough.
+package final class ReloadingFront: FrontAnswering {
+    let path: String
+    let logger: Logger
+    private struct Loaded {
+        /// The file as it was when last read (nil: missing); `front` is nil when it did not load.
+        var file: FileStatus?
+        var front: Front?
+        var read = false
+    }
+    private let loaded = Mutex(Loaded())
+
+    package init(path: String, logger: Logger) {
+        self.path = path
+        self.logger = logger
+        _ = current()
+    }
+
+    /// The front for the configuration file as it is now, or nil while it does not load.
+    package func current() -> Front? {
+        let file = FileStatus.following(path)
+        return loaded.withLock { (loaded: inout Loaded) -> Front? in
+            if loaded.read && loaded.file == file { return loaded.front }
+            let reloading = loaded.read
+            loaded = Loaded(file: file, front: nil, read: true)
+            do throws(ConfigError) {
+                let front = Front(config: try HydraConfig.load(path: path), logger: logger)
+                if reloading { logger.notice("\(path) changed: read it again") }
+                front.logStart()
+                loaded.front = front
+            } catch {
+                let what = reloading ? "\(path) changed, and it" : "the configuration"
+                logger.critical("\(what) does not load, so every request is answered 'hydra is not available' until it is fixed: \(error.description)")
+            }
+            return loaded.front
+        }
+    }
+
+    @Sendable package func answer(_ request: FastCGI.Request) -> FastCGI.Answer {
+        guard let front = current() else { return FastCGI.Answer(bytes: FrontResponse.unavailable.cgiBytes) }
+        return front.answer(request)
+    }
+}
+
+extension Front: FrontAnswering {
     /// `handle` in the FastCGI loop's terms.
     @Sendable package func answer(_ request: FastCGI.Request) -> FastCGI.Answer {
         let response = handle(FrontRequest(parameters: request.parameters, body: request.body))
         return FastCGI.Answer(bytes: response.cgiBytes, afterwards: response.afterwards)
+    }
+
+    /// The first line a front writes: how the people's servers run.
+    func logStart() {
+        let overrides = config.limits.perUser.isEmpty ? "" : " (per-user limits for \(config.limits.perUser.count) accounts)"
+        logger.info("notebook servers run as \(Supervision(config: config).summary)\(overrides)")
+    }
+}
+
+extension FrontResponse {
+    /// "hydra is not available": the configuration does not load (the log says why).
+    static var unavailable: FrontResponse {
+        .html(500, Pages().render("unavailable", title: "hydra is not available", values: ["incident": "configuration"]))
     }
 }

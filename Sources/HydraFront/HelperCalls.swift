@@ -88,8 +88,8 @@ package struct HelperCalls: HelperRunning {
                  timeout: Double(config.sync.fetchTimeoutSeconds * max(1, config.courses.count) + 15))
     }
 
-    /// How long a visit waits for a start: below mod_fcgid's FcgidIOTimeout (90 s in
-    /// apache/hydra.conf), after which the person would get Apache's bare 500.
+    /// How long a visit waits for a start before it answers the page that reloads itself: a
+    /// browser shows a blank page for not much longer, and Apache's ProxyTimeout is far above it.
     package static let longestVisitWaitSeconds = 75.0
 
     private func sudo(_ arguments: [String], timeout: Double, abandonWhen: (@Sendable () -> Bool)? = nil) throws -> Outcome {

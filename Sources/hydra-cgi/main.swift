@@ -1,4 +1,4 @@
-// hydra-cgi: the FastCGI front Apache runs (mod_fcgid, or mod_proxy_fcgi with --socket).
+// hydra-cgi: the FastCGI front, a daemon Apache reaches through mod_proxy_fcgi (--socket).
 // The logic is HydraFront; this file only parses the command line.
 import HydraSite
 import ArgumentParser
@@ -11,10 +11,12 @@ struct HydraCGI: ParsableCommand {
         commandName: "hydra-cgi",
         abstract: "hydra's FastCGI front: from the site URL to the user's own JupyterLab.",
         discussion: """
-            Started by mod_fcgid (the listening socket is stdin), by mod_cgi (plain CGI: one \
-            request from the environment), or as a daemon for mod_proxy_fcgi with --socket. \
-            Logs go to stderr, which Apache writes to its error log. Configuration: \
-            \(HydraConfig.defaultPath).
+            Runs as a daemon with --socket, which Apache's mod_proxy_fcgi reaches \
+            (hydra-cgi.service; without systemd, /usr/lib/hydra/hydra-detached front): it reads \
+            \(HydraConfig.defaultPath) again at the first request after the file changed, and \
+            answers "hydra is not available" while the file does not load. Without --socket it \
+            answers the one request of a CGI run, or FastCGI on stdin as mod_fcgid starts it. \
+            Logs go to stderr: the unit's journal, /var/log/hydra/front.log, or Apache's error log.
 
             Exit status:
             \(ExitStatus.helpTable([.done, .usage, .systemError, .configurationError]))
@@ -24,8 +26,8 @@ struct HydraCGI: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Listen on this Unix socket (for mod_proxy_fcgi).", valueName: "path"))
     var socket: String?
 
-    @Option(name: .long, help: "Worker threads answering requests at once (with --socket; mod_fcgid sends one request at a time to each process, so it gets one).")
-    var workers: Int = 16
+    @Option(name: .long, help: "Worker threads answering requests at once (with --socket; more wait in the socket's queue). A first visit holds one while the person's server starts, at most server.max_concurrent_starts of them.")
+    var workers: Int = 64
 
     @Option(name: .long, help: ArgumentHelp("Another configuration file (for tests).", valueName: "path"))
     var config: String?

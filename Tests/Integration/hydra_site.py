@@ -28,6 +28,8 @@ ARTIFACTS = pathlib.Path(os.environ.get("HYDRA_ARTIFACTS", REPO / "artifacts"))
 LDAP_DIR = pathlib.Path("/var/lib/hydra-test/ldap")
 LDAP_URL = "ldap://127.0.0.1:389/"
 SITE_URL = "http://localhost"
+# The front's log where systemd is not PID 1 (scripts/lib/hydra-detached; under systemd: the journal).
+FRONT_LOG = pathlib.Path("/var/log/hydra/front.log")
 PASSWORD = "correct horse"  # every test directory user's password
 ACCOUNT_FILES = ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"]
 
@@ -179,26 +181,16 @@ def install_config(**overrides):
     os.replace(tmp, path)
 
 
-def front_processes():
-    """PIDs of the running hydra-cgi processes (read from /proc; nothing is signalled)."""
-    pids = set()
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0]
-            except OSError:
-                continue
-            if argv0 == str(PREFIX / "hydra-cgi").encode():
-                pids.add(int(entry.name))
-    return pids
+def front_daemon_pid():
+    """The front daemon's PID (hydra-detached writes it; setpriv and env exec hydra-cgi in place)."""
+    return int(pathlib.Path("/run/hydra/front.pid").read_text())
 
 
 def reload_apache():
-    """`apache2ctl graceful`, as the README says after a change: hydra-cgi reads hydra.toml when
-    it starts, so this waits until the old front processes are gone and the site answers."""
-    old = front_processes()
+    """`apache2ctl graceful`, as the README says after a change to Apache's files (it also empties
+    Apache's LDAP cache), then waits until the site answers. The front needs none of it for
+    hydra.toml: it reads the file again at its first request after the file changed."""
     sh("apache2ctl", "graceful")
-    wait_for(lambda: not old & front_processes(), timeout=60, interval=0.1)
     wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health",
                         check=False).stdout == "200", timeout=60, interval=0.1)
 
@@ -237,7 +229,7 @@ def start_site():
 
 def restart_gate():
     """hydra-gate reads hydra.toml when it starts: after install_config, for [gate] changes."""
-    sh(PREFIX / "gate-detached", "restart")
+    sh(PREFIX / "hydra-detached", "gate", "restart")
 
 
 def stop_site():

@@ -20,12 +20,12 @@ import threading
 import time
 import urllib.parse
 
-from hydra_site import ARTIFACTS, PASSWORD, PREFIX, REPO, Browser, Form, as_user, sh, wait_for
+from hydra_site import ARTIFACTS, FRONT_LOG, PASSWORD, PREFIX, REPO, Browser, Form, as_user, sh, wait_for
 
 LAUNCH = PREFIX / "ipynb-launch"
-# Apache's logs (the front's lines are in error.log) and hydra-gate's (where systemd is not PID 1).
+# Apache's logs, the front's and hydra-gate's (where systemd is not PID 1).
 ERROR_LOGS = (pathlib.Path("/var/log/apache2/error.log"), pathlib.Path("/var/log/apache2/hydra-error.log"),
-              pathlib.Path("/var/log/hydra/gate.log"))
+              FRONT_LOG, pathlib.Path("/var/log/hydra/gate.log"))
 KERNEL_ROUNDTRIP = REPO / "Tests/Integration/kernel_roundtrip.py"
 JUPYTER_PYTHON = "/opt/hydra/jupyter/bin/python"
 # What must never reach a user's page: a trace, a Swift or Python crash, a raw helper message.
@@ -415,10 +415,6 @@ def memory_kib(pids):
 def pids(*pgrep_args):
     """The PIDs pgrep finds with these arguments."""
     return [int(p) for p in sh("pgrep", *pgrep_args, check=False).stdout.split()]
-
-
-def front_pids():
-    return sorted(pid for pid, (_, comm, cmd, _, _) in processes().items() if cmd.startswith(str(PREFIX / "hydra-cgi")))
 
 
 def ancestors(pid, table=None):

@@ -1,7 +1,7 @@
 """Issue 3's smoke test: each real component of the sandbox answers, wired as in production."""
 import json
 
-from conftest import LDAP_URL, PASSWORD, PREFIX, SITE_URL, as_web_server, sh
+from conftest import LDAP_URL, PASSWORD, PREFIX, REPO, SITE_URL, as_web_server, sh
 
 
 def test_slapd_answers_a_search(directory):
@@ -26,12 +26,14 @@ def test_apache_refuses_a_wrong_password(site):
     assert status == 401
 
 
-def test_apache_serves_hydra_cgi_through_mod_fcgid_with_ldap_basic_auth(site):
+def test_apache_serves_the_front_daemon_through_mod_proxy_fcgi_with_ldap_basic_auth(site):
     status, body = curl("-u", f"ada:{PASSWORD}", f"{SITE_URL}/hydra/whoami")
     assert status == 200
     assert "Signed in as ada" in body
-    # mod_fcgid, not plain CGI, is running it: a persistent hydra-cgi process exists.
-    assert sh("pgrep", "-u", "www-data", "-f", f"{PREFIX}/hydra-cgi", check=False).returncode == 0
+    # One hydra-cgi daemon answers, as the web server's account, on the socket the routes name.
+    fronts = sh("pgrep", "-u", "www-data", "-f", f"^{PREFIX}/hydra-cgi --socket /run/hydra/.front/cgi.sock$", check=False)
+    assert len(fronts.stdout.split()) == 1, fronts.stdout
+    assert "proxy:unix:/run/hydra/.front/cgi.sock|fcgi://localhost" in (REPO / "apache/hydra-routes.conf").read_text()
 
 
 def test_front_answers_health_without_credentials(site):

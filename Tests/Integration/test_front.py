@@ -10,20 +10,16 @@ import urllib.parse
 
 import pytest
 
-from conftest import (PREFIX, REPO, UPSTREAM, Browser, Upstream, account_files, as_user, as_web_server, login_form, sh,
-                      wait_for)
+from conftest import (FRONT_LOG, PREFIX, REPO, UPSTREAM, Browser, Upstream, account_files, as_user, as_web_server,
+                      front_daemon_pid, login_form, reload_apache, sh, wait_for)
 
 
 
 def hydra_log():
-    """Apache's error logs: hydra-cgi's stderr goes to the main one (mod_fcgid), requests' errors to the site's."""
-    return "".join(pathlib.Path(f"/var/log/apache2/{name}").read_text() for name in ("error.log", "hydra-error.log"))
-
-
-def reload_front():
-    """The front reads hydra.toml when it starts: a graceful restart gives it a new one."""
-    sh("apache2ctl", "graceful")
-    wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health", check=False).stdout == "200")
+    """The front's log (hydra-cgi's stderr, under hydra-detached where systemd is not PID 1) and
+    Apache's error logs (requests' errors in the site's)."""
+    return "".join(path.read_text(errors="replace") for path in (FRONT_LOG, pathlib.Path("/var/log/apache2/error.log"),
+                                                                 pathlib.Path("/var/log/apache2/hydra-error.log")))
 
 
 def sign_in(user):
@@ -192,7 +188,7 @@ def test_dead_server_behind_a_returning_browser_is_restarted_not_proxied(site):
 
 def test_warm_visit_syncs_the_course_after_the_answer(site, config):
     config(**{"sync.visit_sync_interval_seconds": "0", "sync.fetch_interval_seconds": "0"})
-    reload_front()
+    reload_apache()
     browser, _, _ = sign_in("alan")
     upstream = Upstream(UPSTREAM)
     upstream.commit({"warm-visit.md": "delivered after the answer\n"})
@@ -202,7 +198,7 @@ def test_warm_visit_syncs_the_course_after_the_answer(site, config):
     wait_for(delivered.exists, timeout=60)
     upstream.commit({}, remove=["warm-visit.md"])
     config()
-    reload_front()
+    reload_apache()
 
 
 def test_logged_out_page_forgets_the_returning_browser(site):
@@ -297,10 +293,11 @@ def hostile_site(site):
         sh("htpasswd", "-b", "-m", *(["-c"] if not htpasswd.exists() else []), htpasswd, name, "pw")
     conf = pathlib.Path("/etc/apache2/sites-enabled/zz-hydra-test-hostile.conf")
     front_only = """    AliasMatch "^/" "/usr/lib/hydra/hydra-cgi"
+    <Location "/">
+        SetHandler "proxy:unix:/run/hydra/.front/cgi.sock|fcgi://localhost"
+    </Location>
     <Directory "/usr/lib/hydra">
         <Files "hydra-cgi">
-            SetHandler fcgid-script
-            Options +ExecCGI
             Require all granted
         </Files>
     </Directory>
@@ -340,8 +337,7 @@ def test_hostile_remote_user_is_refused_before_any_helper_runs(hostile_site, nam
 def test_missing_remote_user_says_authentication_is_not_configured(hostile_site):
     status, _, page = Browser().get("/", port=8082)
     assert status == 500 and "Sign-in is not configured" in page
-    log = pathlib.Path("/var/log/apache2/error.log").read_text(errors="replace")
-    assert "no REMOTE_USER" in log
+    assert "no REMOTE_USER" in hydra_log()
 
 
 def test_front_daemon_for_mod_proxy_fcgi_exits_cleanly_on_sigterm(site):
@@ -365,30 +361,22 @@ def test_front_daemon_for_mod_proxy_fcgi_exits_cleanly_on_sigterm(site):
             process.wait()
 
 
-def test_front_as_a_daemon_behind_mod_proxy_fcgi_as_documented(site):
-    """README's mod_proxy_fcgi setup: hydra-cgi --socket, and one ProxyPassMatch line."""
-    import subprocess
-    import time
-    socket_path = "/run/hydra/.front/cgi.sock"
-    sh("a2enmod", "-q", "proxy_fcgi")
-    auth = pathlib.Path("/etc/hydra/apache-auth.conf").read_text()
-    conf = pathlib.Path("/etc/apache2/sites-enabled/zz-hydra-test-proxy-fcgi.conf")
-    conf.write_text(f'Listen 8083\n<VirtualHost *:8083>\n<Location "/">\n{auth}\n</Location>\n'
-                    f'ProxyPassMatch "^/(?!user/)" "unix:{socket_path}|fcgi://localhost/"\n</VirtualHost>\n')
-    daemon = subprocess.Popen(["setpriv", "--reuid=www-data", "--regid=www-data", "--init-groups", "--reset-env",
-                               str(PREFIX / "hydra-cgi"), "--socket", socket_path])
-    try:
-        sh("apache2ctl", "graceful")
-        time.sleep(1)
-        status, _, page = Browser("ken").get("/hydra/whoami", port=8083)
-        assert status == 200 and "Signed in as ken" in page
-        status, _, page = Browser("ken").get("/", port=8083)
-        assert status == 200 and 'action="/user/ken/login' in page
-        # ProxyPassMatch takes every path but /user/ before any module's handler: mod_status's
-        # page (enabled by Debian) is the front's 404 here too.
-        assert Browser("ken").get("/server-status", port=8083)[0] == 404
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
-        conf.unlink()
-        sh("apache2ctl", "graceful")
+def test_an_edit_of_hydra_toml_takes_effect_at_once_and_a_broken_one_says_unavailable_until_fixed(site, config):
+    """The front is one daemon (hydra-cgi --socket behind mod_proxy_fcgi): it reads hydra.toml
+    again at the first request after the file changed, with no restart or reload of anything.
+    A file that does not load is answered "hydra is not available" (and logged with its line
+    and key) while the daemon keeps running, so fixing the file is all an admin does."""
+    daemon = front_daemon_pid()
+    assert Browser("ken").get("/hydra/admin")[0] == 403
+    config(**{"admin.users": '["ken"]'})
+    status, _, page = Browser("ken").get("/hydra/admin")
+    assert status == 200 and "ken" in page, "the edit took effect at the next request"
+    config(**{"server.idle_timeout_minutes": "5"})
+    status, _, page = Browser("ken").get("/")
+    assert status == 500 and "hydra is not available" in page and "idle_timeout_minutes" not in page
+    assert sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health").stdout == "500"
+    assert re.search(r"changed, and it does not load.*unknown key 'server.idle_timeout_minutes'", hydra_log())
+    config()
+    assert Browser("ken").get("/hydra/admin")[0] == 403, "the fixed file, read again"
+    assert Browser("ken").get("/hydra/whoami")[0] == 200
+    assert front_daemon_pid() == daemon, "the same daemon all along"

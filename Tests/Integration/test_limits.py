@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from conftest import PREFIX, REPO, as_user, sh, wait_for
+from conftest import FRONT_LOG, PREFIX, REPO, as_user, sh, wait_for
 
 LAUNCH = PREFIX / "ipynb-launch"
 KERNEL = ["/opt/hydra/jupyter/bin/python", REPO / "Tests/Integration/kernel_roundtrip.py"]
@@ -71,9 +71,9 @@ def test_detached_mode_is_chosen_without_systemd_and_reported_to_user_and_admin(
     assert status["supervision"]["mode"] == "detached" and "not PID 1" in status["supervision"]["reason"]
     assert "RLIMIT_DATA" in as_user("joan", LAUNCH, "status").stdout
     assert "starting the server" in pathlib.Path("/run/hydra/joan/server.log").read_text()
-    # hydra-cgi says which mode is in effect when it starts (its stderr is Apache's error log).
+    # hydra-cgi says which mode is in effect when it reads hydra.toml (its log: FRONT_LOG here).
     sh("curl", "-s", "-o", "/dev/null", "-u", "joan:correct horse", "http://localhost/")
-    assert "notebook servers run as detached processes (systemd is not PID 1" in pathlib.Path("/var/log/apache2/error.log").read_text()
+    assert "notebook servers run as detached processes (systemd is not PID 1" in FRONT_LOG.read_text()
 
 
 def test_supervisor_systemd_without_systemd_is_a_clear_configuration_error_and_starts_nothing(limited, config):

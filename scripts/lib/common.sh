@@ -9,7 +9,7 @@ HYDRA_SWIFT=${HYDRA_SWIFT:-$(command -v swift || echo /opt/swift/usr/bin/swift)}
 
 # What a site needs at run time (binutils: install-site strips the programs), and what building
 # needs besides: the C libraries, and what the Swift toolchain itself runs and links with.
-HYDRA_RUNTIME_PACKAGES=(apache2 libapache2-mod-fcgid sudo git libfcgi0ldbl libldap-2.5-0 python3-venv ca-certificates
+HYDRA_RUNTIME_PACKAGES=(apache2 sudo git libfcgi0ldbl libldap-2.5-0 python3-venv ca-certificates
     binutils)
 HYDRA_BUILD_PACKAGES=(libfcgi-dev libldap-dev libssl-dev pkg-config
     libc6-dev libgcc-12-dev libstdc++-12-dev libcurl4 libedit2 libncurses6 libsqlite3-0 libxml2)

@@ -1,8 +1,8 @@
 import FoundationEssentials
 
-/// What the front tells hydra-gate happened, for the site's metrics. The front runs as many
-/// processes (mod_fcgid), so the one long-lived gate keeps the counts: each event is one line on
-/// the gate's control socket (`GateControl`), sent after the visit's answer.
+/// What the front tells hydra-gate happened, for the site's metrics. The gate keeps the counts
+/// (and serves /hydra/metrics' other half): each event is one line on the gate's control socket
+/// (`GateControl`), sent after the visit's answer.
 package enum SiteEvent: Codable, Sendable, Equatable {
     /// A visit to `/` answered with this outcome (the page it got: `lab`, `autologin`,
     /// `starting`, `forbidden`, `unavailable`...).
