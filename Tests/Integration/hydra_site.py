@@ -64,7 +64,7 @@ PEOPLE.update({
 PEOPLE.update({"carol": (24200, "Carol Admin"), "alice": (24201, "Alice Student"), "bob": (24202, "Bob Student")})  # test_admin
 PEOPLE.update({f"meter{i:02d}": (24300 + i, f"Metered Member {i}") for i in range(10)})  # test_admin (metrics)
 PEOPLE.update({f"swarm{i:02d}": (23000 + i, f"Swarm Member {i}") for i in range(30)})  # test_load
-PEOPLE.update({f"class{i:02d}": (24000 + i, f"Class Member {i}") for i in range(50)})  # test_capacity
+PEOPLE.update({f"class{i:02d}": (24000 + i, f"Class Member {i}") for i in range(100)})  # test_capacity (50), the bench (100)
 PEOPLE.update({"kathleen": (24400, "Kathleen Booth"), "ida": (24401, "Ida Rhodes"),   # test_slurm_backend
                "mary": (24402, "Mary Keller")})
 PEOPLE.update({f"flock{i:02d}": (24500 + i, f"Flock Member {i}") for i in range(30)})    # test_slurm_backend (herd, Slurm)
@@ -188,9 +188,19 @@ def front_daemon_pid():
 
 def reload_apache():
     """`apache2ctl graceful`, as the README says after a change to Apache's files (it also empties
-    Apache's LDAP cache), then waits until the site answers. The front needs none of it for
-    hydra.toml: it reads the file again at its first request after the file changed."""
+    Apache's LDAP cache), then waits until Apache says the restart is done (apache2ctl returns
+    at once: a request right after it may still meet the old configuration and cache) and the
+    site answers. The front needs none of it for hydra.toml: it reads the file again at its
+    first request after the file changed."""
+    log = pathlib.Path("/var/log/apache2/error.log")
+    offset = log.stat().st_size if log.exists() else 0
+
+    def restarted():
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return b"resuming normal operations" in f.read()
     sh("apache2ctl", "graceful")
+    wait_for(restarted, timeout=60, interval=0.1)
     wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health",
                         check=False).stdout == "200", timeout=60, interval=0.1)
 

@@ -447,7 +447,7 @@ def test_server_killed_with_sigkill_between_visits_next_visit_starts_a_fresh_one
 
 def test_hydra_gate_killed_is_started_again_and_the_lab_answers_within_10_s(site):
     """Outside systemd nothing started hydra-gate again after it died: every /user/NAME/ request
-    got Apache's 503 until an admin noticed. gate-detached's supervisor now does what the unit's
+    got Apache's 503 until an admin noticed. hydra-detached's supervisor now does what the unit's
     Restart=always does."""
     user = "niklaus"
     browser = browser_for(user)
@@ -467,7 +467,7 @@ def test_hydra_gate_killed_is_started_again_and_the_lab_answers_within_10_s(site
     new = int(gate_pidfile.read_text())
     assert new != old and pathlib.Path(f"/proc/{new}").exists()
     said = next((line for line in pathlib.Path("/var/log/hydra/gate.log").read_text().splitlines()
-                 if "gate-detached: hydra-gate ended" in line), "")
+                 if "hydra-detached: hydra-gate ended" in line), "")
     assert "exit status 137" in said, said
     record("hydra-gate killed -9 (no systemd)", f"API calls meanwhile: {sorted(set(answers))}", said,
            f"200 after {back_after:.1f} s")
@@ -475,26 +475,25 @@ def test_hydra_gate_killed_is_started_again_and_the_lab_answers_within_10_s(site
 
 # --- a machine that cannot mount the per-person tmpfs ---------------------------------------------
 
-def apache_restarted(*prefix):
-    """Apache stopped, then started again under `prefix` (a command that runs the next one)."""
-    sh("apache2ctl", "stop")
-    wait_for(lambda: not pathlib.Path("/run/apache2/apache2.pid").exists()
-             and sh("ss", "-Htln", "sport = :80").stdout.strip() == "", timeout=30, interval=0.1)
-    sh(*prefix, "apache2ctl", "start")
+def front_restarted(*prefix):
+    """The front daemon stopped, then started again (with its supervisor) under `prefix` (a
+    command that runs the next one)."""
+    sh(PREFIX / "hydra-detached", "front", "stop")
+    sh(*prefix, PREFIX / "hydra-detached", "front", "start")
     wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health",
                         check=False).stdout == "200", timeout=30, interval=0.1)
 
 
 @pytest.fixture()
 def no_mount_rights():
-    """Apache, and so the front and addldapuser (through sudo), without CAP_SYS_ADMIN in its
-    bounding set: root's mount(2) is refused, as in a container that may not mount (or whose
-    PID 1's namespace root may not enter). Afterwards Apache runs as before, and the fallback's
-    note (which lives until a reboot) and the plain folders made meanwhile are gone."""
+    """The front, and so addldapuser (through sudo), without CAP_SYS_ADMIN in its bounding set:
+    root's mount(2) is refused, as in a container that may not mount (or whose PID 1's
+    namespace root may not enter). Afterwards the front runs as before, and the fallback's note
+    (which lives until a reboot) and the plain folders made meanwhile are gone."""
     people = []
-    apache_restarted("setpriv", "--bounding-set", "-sys_admin")
+    front_restarted("setpriv", "--bounding-set", "-sys_admin")
     yield people
-    apache_restarted()
+    front_restarted()
     for user in people:
         stop_server(user)
         runtime_dir_gone(user)
