@@ -540,7 +540,7 @@ def test_no_tmpfs_on_this_machine_the_first_visit_reaches_the_lab_in_a_plain_fol
 
 def test_front_killed_during_a_start_the_user_gets_an_error_page_and_the_next_visit_reaches_the_lab(site, slow_start):
     user = "leslie"
-    browser = in_lab_with_a_note(user, "front-killed.ipynb", "saved before")
+    in_lab_with_a_note(user, "front-killed.ipynb", "saved before")
     slow_start(8)
     stop_server(user)
     log = ErrorLog()
