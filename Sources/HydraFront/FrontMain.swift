@@ -42,7 +42,7 @@ package enum FrontMain {
             return error.exitStatus
         }
         if let socket {
-            return serve(workers: workers, socket: socket, front: ReloadingFront(path: path, logger: logger), logger: logger)
+            return serve(workers: workers, socket: socket, handler: ReloadingFront(path: path, logger: logger).answer, logger: logger)
         }
         let config: HydraConfig
         do {
@@ -58,12 +58,12 @@ package enum FrontMain {
             FastCGI.serveCGI(front.answer)
             return .done
         }
-        return serve(workers: 1, socket: nil, front: front, logger: logger)
+        return serve(workers: 1, socket: nil, handler: front.answer, logger: logger)
     }
 
-    private static func serve(workers: Int, socket: String?, front: some FrontAnswering, logger: Logger) -> ExitStatus {
+    private static func serve(workers: Int, socket: String?, handler: @escaping FastCGI.Handler, logger: Logger) -> ExitStatus {
         do {
-            try FastCGI.serve(workers: workers, socketPath: socket, handler: front.answer)
+            try FastCGI.serve(workers: workers, socketPath: socket, handler: handler)
             return .done
         } catch {
             logger.critical("cannot serve: \(error.description)")
@@ -72,26 +72,21 @@ package enum FrontMain {
     }
 }
 
-/// What the FastCGI loop calls for each request.
-package protocol FrontAnswering: Sendable {
-    @Sendable func answer(_ request: FastCGI.Request) -> FastCGI.Answer
-}
-
 /// The front as one long-lived daemon (`hydra-cgi --socket`, hydra-cgi.service, mod_proxy_fcgi):
 /// it reads hydra.toml again at the first request after the file changed (one stat a request),
 /// so an admin's edit takes effect at once, with no restart to remember. While the file does not
 /// load, every request is answered "hydra is not available" and the log says why, once per
 /// change of the file; the daemon keeps running, so fixing the file is enough.
-package final class ReloadingFront: FrontAnswering {
+package final class ReloadingFront: Sendable {
     let path: String
     let logger: Logger
     private struct Loaded {
         /// The file as it was when last read (nil: missing); `front` is nil when it did not load.
         var file: FileStatus?
         var front: Front?
-        var read = false
     }
-    private let loaded = Mutex(Loaded())
+    /// nil until the file is first read.
+    private let loaded = Mutex<Loaded?>(nil)
 
     package init(path: String, logger: Logger) {
         self.path = path
@@ -102,20 +97,20 @@ package final class ReloadingFront: FrontAnswering {
     /// The front for the configuration file as it is now, or nil while it does not load.
     package func current() -> Front? {
         let file = FileStatus.following(path)
-        return loaded.withLock { (loaded: inout Loaded) -> Front? in
-            if loaded.read && loaded.file == file { return loaded.front }
-            let reloading = loaded.read
-            loaded = Loaded(file: file, front: nil, read: true)
+        return loaded.withLock { (loaded: inout Loaded?) -> Front? in
+            if let loaded, loaded.file == file { return loaded.front }
+            let reloading = loaded != nil
+            var front: Front?
             do throws(ConfigError) {
-                let front = Front(config: try HydraConfig.load(path: path), logger: logger)
+                front = Front(config: try HydraConfig.load(path: path), logger: logger)
                 if reloading { logger.notice("\(path) changed: read it again") }
-                front.logStart()
-                loaded.front = front
+                front?.logStart()
             } catch {
                 let what = reloading ? "\(path) changed, and it" : "the configuration"
                 logger.critical("\(what) does not load, so every request is answered 'hydra is not available' until it is fixed: \(error.description)")
             }
-            return loaded.front
+            loaded = Loaded(file: file, front: front)
+            return front
         }
     }
 
@@ -125,7 +120,7 @@ package final class ReloadingFront: FrontAnswering {
     }
 }
 
-extension Front: FrontAnswering {
+extension Front {
     /// `handle` in the FastCGI loop's terms.
     @Sendable package func answer(_ request: FastCGI.Request) -> FastCGI.Answer {
         let response = handle(FrontRequest(parameters: request.parameters, body: request.body))

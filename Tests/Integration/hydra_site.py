@@ -201,8 +201,13 @@ def reload_apache():
             return b"resuming normal operations" in f.read()
     sh("apache2ctl", "graceful")
     wait_for(restarted, timeout=60, interval=0.1)
+    wait_until_the_front_answers(timeout=60)
+
+
+def wait_until_the_front_answers(timeout):
+    """Until /hydra/health answers 200 through Apache (the front daemon is up and reachable)."""
     wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health",
-                        check=False).stdout == "200", timeout=60, interval=0.1)
+                        check=False).stdout == "200", timeout=timeout, interval=0.1)
 
 
 def group_with_members(group, *names):

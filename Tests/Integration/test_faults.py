@@ -25,7 +25,8 @@ import time
 
 import pytest
 
-from conftest import PREFIX, Upstream, as_user, install_config, notebook, reload_apache, runtime_dir_gone, sh, wait_for
+from conftest import (PREFIX, Upstream, as_user, install_config, notebook, reload_apache, runtime_dir_gone, sh, wait_for,
+                      wait_until_the_front_answers)
 from load_support import (LAUNCH, ErrorLog, ancestors, api, assert_clear_page, assert_in_lab, browser_for, home,
                           kernel_one_plus_one, list_folder, logout, processes, save_notebook, server_pids,
                           server_status, stop_server, visit, write_as, write_figures)
@@ -480,8 +481,7 @@ def front_restarted(*prefix):
     command that runs the next one)."""
     sh(PREFIX / "hydra-detached", "front", "stop")
     sh(*prefix, PREFIX / "hydra-detached", "front", "start")
-    wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health",
-                        check=False).stdout == "200", timeout=30, interval=0.1)
+    wait_until_the_front_answers(timeout=30)
 
 
 @pytest.fixture()
@@ -564,8 +564,7 @@ def test_front_killed_during_a_start_the_user_gets_an_error_page_and_the_next_vi
         problems.check(False, str(error))
     # The supervisor starts the front again (hydra-detached; under systemd, the unit's Restart=).
     back = time.monotonic()
-    wait_for(lambda: sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://localhost/hydra/health",
-                        check=False).stdout == "200", timeout=15, interval=0.1)
+    wait_until_the_front_answers(timeout=15)
     said += f"; the front answered again {time.monotonic() - back:.1f} s later"
     after = visit(browser_for(user))
     problems.check(after.in_lab(user), f"the next visit did not reach the lab: {after.trail()}")
