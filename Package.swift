@@ -69,6 +69,8 @@ let package = Package(
                                                   .product(name: "NIOPosix", package: "swift-nio"),
                                                   .product(name: "NIOSSL", package: "swift-nio-ssl"),
                                                   .product(name: "NIOTLS", package: "swift-nio"),
+                                                  .product(name: "NIOHTTP1", package: "swift-nio"),
+                                                  .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                                   .product(name: "CoreMetrics", package: "swift-metrics"),
                                                   .product(name: "Prometheus", package: "swift-prometheus")]),
 
@@ -85,6 +87,8 @@ let package = Package(
         .testTarget(name: "HydraGateTests", dependencies: ["HydraGate", "HydraTesting", "HydraServers", "HydraAccounts", "HydraSite", "HydraSystem",
                                                           logging,
                                                           .product(name: "NIOPosix", package: "swift-nio"),
+                                                          .product(name: "NIOEmbedded", package: "swift-nio"),
+                                                          .product(name: "NIOHTTP1", package: "swift-nio"),
                                                           .product(name: "NIOSSL", package: "swift-nio-ssl")]),
     ],
     swiftLanguageModes: [.v6]

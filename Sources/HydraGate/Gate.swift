@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import NIOHTTP1
 
 /// hydra-gate: the one way from Apache to the notebook servers. Apache proxies every
 /// `/user/NAME/...` request (already authenticated, and only for NAME itself) to the gate's
@@ -16,7 +17,8 @@ import NIOSSL
 ///   most their share of Apache's workers (each proxied request or websocket holds one);
 /// - connects to the person's own server only (`ServerSocket`: no link or foreign socket; with
 ///   the Slurm backend, the endpoint the front wrote, checked against the cluster: `ClusterView`,
-///   over TLS to the one certificate that start made: `PinnedServer`);
+///   over TLS to the one certificate that start made: `PinnedServer`, on a connection kept
+///   from that person's earlier GETs to it: `KeptConnections`);
 /// - sends a browser whose server is not running back through the front, which starts it;
 /// - ends a request whose answer does not begin within `response_timeout_seconds` (504), and a
 ///   websocket idle for `websocket_idle_timeout_seconds`.
@@ -33,6 +35,8 @@ package final class Gate: Sendable {
     let cluster: ClusterView?
     /// TLS to a Slurm job's server (nil with local servers, or if BoringSSL would not make a context).
     let tls: NIOSSLContext?
+    /// Connections to Slurm jobs' servers kept for their person's next GET.
+    let keptConnections = KeptConnections()
 
     package init(config: HydraConfig, logger: Logger) throws(ConfigError) {
         guard let webGroup = UserDatabase.group(named: config.site.webServerGroup) else {
@@ -152,16 +156,19 @@ package final class Gate: Sendable {
 }
 
 /// One connection from Apache: reads the request head, then answers itself or splices the
-/// connection to the person's server. Apache sends one request per connection (no reuse).
+/// connection to the person's server (or, for a GET to a Slurm job's server, relays it over a
+/// kept connection). Apache sends one request per connection (no reuse).
 final class ApacheSide: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum State { case readingHead, connecting, forwarding, answered }
+    private enum State { case readingHead, connecting, forwarding, relaying, answered }
     private var state = State.readingHead
     /// What Apache sent before the server's connection was ready (the head, perhaps some body).
     private var received: ByteBuffer?
     private var headTimer: Scheduled<Void>?
+    /// The kept connection to a job's server carrying this request, while it does.
+    private var kept: KeptConnection?
     private let gate: Gate
 
     init(gate: Gate) {
@@ -193,9 +200,20 @@ final class ApacheSide: ChannelInboundHandler {
             received.setOrWriteBuffer(&bytes)
         case .forwarding:
             context.fireChannelRead(data)
-        case .answered:
+        case .relaying, .answered:
             break
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        kept?.abandon(by: context)
+        kept = nil
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { kept?.tap.resume() }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -231,9 +249,107 @@ final class ApacheSide: ChannelInboundHandler {
             // A browser goes to the front, which starts a server (replacing whatever was
             // planted); an API call hears that there is no server to answer it.
             answer(head.isPageVisit ? .toFront(target: head.target) : refusal.meansNoServer ? .notRunning : .badGateway, context: context)
+        case .success(.node(let address, let port, let pin)) where head.mayUseKeptConnection && received?.readableBytes == head.byteCount:
+            relay(head, to: KeptConnections.Key(person: head.person.value, address: address, port: port, pin: pin), mayReuse: true, context: context)
         case .success(let upstream):
             splice(upstream, head: head, kind: kind, context: context)
         }
+    }
+
+    /// A GET or HEAD to a Slurm job's server, over a connection kept from the person's earlier
+    /// requests to it when one is idle, else over a new one that is kept afterwards.
+    private func relay(_ head: RequestHead, to key: KeptConnections.Key, mayReuse: Bool, context: ChannelHandlerContext) {
+        state = .relaying
+        received = nil
+        let pool = gate.keptConnections.pool(on: context.eventLoop)
+        if mayReuse, let connection = pool.take(key) {
+            send(head, over: connection, reused: true, context: context)
+            return
+        }
+        guard let tls = jobTLS(head, context: context) else { return }
+        let seconds = gate.config.gate.responseTimeoutSeconds
+        let pinned = PinnedServer(pin: key.pin, context: tls, eventLoop: context.eventLoop, logger: gate.logger, person: head.person,
+                                  place: "\(key.address):\(key.port)")
+        let made = NIOLoopBoundBox<KeptConnection?>(nil, eventLoop: context.eventLoop)
+        let loopPool = NIOLoopBound(pool, eventLoop: context.eventLoop)
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(.seconds(3))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let connection = KeptConnection(channel: channel, key: key, pool: loopPool.value)
+                    made.value = connection
+                    let (beforeCodec, afterCodec) = connection.handlers(idleSeconds: seconds)
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandlers(try pinned.handlers())
+                    try pipeline.addHandler(beforeCodec)
+                    try pipeline.addHTTPClientHandlers()
+                    try pipeline.addHandlers(afterCodec)
+                }
+            }
+            .connect(host: key.address, port: key.port)
+            .flatMap { _ in pinned.handshake }
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success:
+                    guard let connection = made.value else { return }
+                    guard context.channel.isActive, state == .relaying else {
+                        connection.channel.close(promise: nil)
+                        return
+                    }
+                    send(head, over: connection, reused: false, context: context)
+                case .failure(let error):
+                    made.value?.channel.close(promise: nil)
+                    serverUnreachable(head, error: error, isJob: true, context: context)
+                }
+            }
+    }
+
+    private func send(_ head: RequestHead, over connection: KeptConnection, reused: Bool, context: ChannelHandlerContext) {
+        gate.metrics.recordJobConnection(kept: reused)
+        kept = connection
+        let exchange = KeptConnection.Exchange(apache: context, ended: { [self] in
+            kept = nil
+            state = .answered
+            endOutput(context: context)
+        }, failed: { [self] failure in
+            kept = nil
+            if failure.answered {
+                context.close(promise: nil)  // Apache sees the answer cut short
+            } else if failure.silent {
+                let seconds = gate.config.gate.responseTimeoutSeconds
+                gate.logger.info("request \(head.method) \(LogSafe.quote(head.target, limit: 200)): nothing moved for \(seconds) s; closed",
+                                 metadata: ["user": "\(head.person)"])
+                answer(.timeout(seconds: seconds), context: context)
+            } else if reused {
+                // The server closed the kept connection meanwhile (the request may not have
+                // reached it): once more, on a new connection, as a browser would.
+                relay(head, to: connection.key, mayReuse: false, context: context)
+            } else {
+                answer(.badGateway, context: context)
+            }
+        })
+        connection.send(head.forKeptConnection, exchange)
+    }
+
+    /// The TLS context for a job's server; nil (and Apache answered) when the gate has none.
+    private func jobTLS(_ head: RequestHead, context: ChannelHandlerContext) -> NIOSSLContext? {
+        guard let tls = gate.tls else {
+            gate.logger.error("no TLS for the servers of Slurm jobs: see hydra-gate's first lines", metadata: ["user": "\(head.person)"])
+            answer(.badGateway, context: context)
+            return nil
+        }
+        return tls
+    }
+
+    /// The connection to the person's server failed (or its TLS handshake did).
+    private func serverUnreachable(_ head: RequestHead, error: Error, isJob: Bool, context: ChannelHandlerContext) {
+        gate.logger.warning("the connection to the server of \(head.person) failed: \(error)", metadata: ["user": "\(head.person)"])
+        // A job that ended, or whose server did, leaves its endpoint behind: forgotten, so that
+        // the front's warm path does not send the browser here again, and a browser goes to the
+        // front, which starts another.
+        if isJob { JobEndpoint.remove(for: head.person, config: gate.config) }
+        answer(head.isPageVisit && isJob ? .toFront(target: head.target) : .badGateway, context: context)
     }
 
     /// Joins Apache's connection and the server's; the server's side is watched for silence.
@@ -260,11 +376,7 @@ final class ApacheSide: ChannelInboundHandler {
         // begins once the handshake is done.
         let pinned: PinnedServer?
         if case .node(let address, let port, let pin) = upstream {
-            guard let tls = gate.tls else {
-                gate.logger.error("no TLS for the servers of Slurm jobs: see hydra-gate's first lines", metadata: ["user": "\(head.person)"])
-                answer(.badGateway, context: context)
-                return
-            }
+            guard let tls = jobTLS(head, context: context) else { return }
             pinned = PinnedServer(pin: pin, context: tls, eventLoop: context.eventLoop, logger: gate.logger, person: head.person,
                                   place: "\(address):\(port)")
         } else {
@@ -301,12 +413,7 @@ final class ApacheSide: ChannelInboundHandler {
                     if let received { server.writeAndFlush(received, promise: nil) }
                     received = nil
                 case .failure(let error):
-                    gate.logger.warning("the connection to the server of \(head.person) failed: \(error)", metadata: ["user": "\(head.person)"])
-                    // A job that ended, or whose server did, leaves its endpoint behind: forgotten,
-                    // so that the front's warm path does not send the browser here again, and a
-                    // browser goes to the front, which starts another.
-                    if isJob { JobEndpoint.remove(for: head.person, config: gate.config) }
-                    answer(head.isPageVisit && isJob ? .toFront(target: head.target) : .badGateway, context: context)
+                    serverUnreachable(head, error: error, isJob: isJob, context: context)
                 }
             }
     }
@@ -320,11 +427,14 @@ final class ApacheSide: ChannelInboundHandler {
         let bytes = answer.bytes()
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in
-            context.close(mode: .output, promise: nil)
-            // Apache closes its end once it has the answer; a peer that does not is not kept.
-            _ = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(5)) { context.close(promise: nil) }
-        }
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { [self] _ in endOutput(context: context) }
+    }
+
+    /// The answer is whole: the connection's output ends. Apache closes its end once it has the
+    /// answer; a peer that does not is not kept.
+    private func endOutput(context: ChannelHandlerContext) {
+        context.close(mode: .output, promise: nil)
+        _ = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(5)) { context.close(promise: nil) }
     }
 }
 

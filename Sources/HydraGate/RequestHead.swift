@@ -3,8 +3,10 @@ import FoundationEssentials
 import HydraPages
 import HydraSystem
 
-/// The head of a request Apache passes on for `/user/NAME/...`: just what the gate decides on.
-/// The gate forwards the bytes as they came; it never rewrites a request.
+/// The head of a request Apache passes on for `/user/NAME/...`: what the gate decides on, and
+/// its fields. The gate forwards the bytes as they came, except on a kept connection to a Slurm
+/// job's server (`KeptConnections`), where the hop's own fields (Connection, Keep-Alive) are the
+/// gate's.
 package struct RequestHead: Equatable, Sendable {
     /// Apache's heads are far smaller; anything longer is refused.
     package static let maxBytes = 64 * 1024
@@ -18,6 +20,30 @@ package struct RequestHead: Equatable, Sendable {
     /// A browser navigation (GET or HEAD asking for HTML), which can be sent to the front when
     /// the server is not running; an API call gets a status instead.
     package let isPageVisit: Bool
+    /// HTTP/1.x's minor version, as the request line says.
+    package let minorVersion: Int
+    /// The fields, in order, as (name, value) with the value's surrounding blanks removed.
+    package let fields: [Field]
+    /// The head's length in bytes, with the blank line that ends it.
+    package let byteCount: Int
+
+    package struct Field: Equatable, Sendable {
+        package let name: String
+        package let value: String
+    }
+
+    /// A request that may go over a kept connection: GET or HEAD with no body and no upgrade,
+    /// so that the answer's end is known from its own framing and sending it again is harmless.
+    package var mayUseKeptConnection: Bool {
+        guard method == "GET" || method == "HEAD", !isWebSocket else { return false }
+        return !fields.contains { field in
+            switch field.name.lowercased() {
+            case "transfer-encoding", "upgrade": true
+            case "content-length": field.value != "0"
+            default: false
+            }
+        }
+    }
 
     package enum Parse: Equatable, Sendable {
         case incomplete
@@ -35,7 +61,9 @@ package struct RequestHead: Equatable, Sendable {
         let text = String(decoding: bytes[bytes.startIndex..<endRange.lowerBound], as: UTF8.self)
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false).makeIterator()
         let requestLine = (lines.next() ?? "").split(separator: " ", omittingEmptySubsequences: false)
-        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else { return .invalid("not an HTTP/1 request line") }
+        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1."), let minorVersion = Int(requestLine[2].dropFirst(7)) else {
+            return .invalid("not an HTTP/1 request line")
+        }
         let method = String(requestLine[0])
         let target = String(requestLine[1])
         let parts = target.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
@@ -44,18 +72,21 @@ package struct RequestHead: Equatable, Sendable {
             return .invalid("the target is not /user/NAME/...")
         }
         var upgrade = "", accept = ""
+        var fields: [Field] = []
         while let line = lines.next() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces).lowercased()
-            switch line[..<colon].lowercased() {
-            case "upgrade": upgrade = value
-            case "accept": accept = value
+            let field = Field(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            fields.append(field)
+            switch field.name.lowercased() {
+            case "upgrade": upgrade = field.value.lowercased()
+            case "accept": accept = field.value.lowercased()
             default: break
             }
         }
         return .complete(RequestHead(
             method: method, target: target, person: person,
             isWebSocket: upgrade.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == "websocket" },
-            isPageVisit: (method == "GET" || method == "HEAD") && accept.contains("text/html")))
+            isPageVisit: (method == "GET" || method == "HEAD") && accept.contains("text/html"),
+            minorVersion: minorVersion, fields: fields, byteCount: bytes.distance(from: bytes.startIndex, to: endRange.upperBound)))
     }
 }

@@ -69,6 +69,12 @@ package final class SiteMetrics: Sendable {
         count("hydra_gate_refusals_total", [("kind", kind.rawValue), ("reason", reason)])
     }
 
+    /// A request to a Slurm job's server sent over a kept connection, or over a new one (its TLS
+    /// handshake included).
+    func recordJobConnection(kept: Bool) {
+        count("hydra_gate_job_requests_total", [("connection", kept ? "kept" : "new")])
+    }
+
     /// The Prometheus text, with the gauges read now. `jobOwners`: the people whose server's
     /// Slurm job runs (they have no socket on this machine).
     package func exposition(jobOwners: [String] = []) -> [UInt8] {

@@ -14,7 +14,8 @@ struct HydraGateCommand: ParsableCommand {
             Apache proxies every /user/NAME/... request to this daemon's socket \
             (<server.runtime_dir>/.gate/gate.sock), one connection per request or websocket. The \
             gate admits it within [gate]'s limits per person and for the site (429 or 503 with \
-            Retry-After otherwise), connects only to NAME's own server, sends a browser whose \
+            Retry-After otherwise), connects only to NAME's own server (a Slurm job's over TLS, on connections it keeps for \
+            NAME's next GETs), sends a browser whose \
             server is not running back to the front, and ends answers that do not come in time. \
             Runs as the web server's user: as hydra-gate.service under systemd, else started by \
             scripts/install-site. Logs go to stderr. Configuration: \(HydraConfig.defaultPath).
