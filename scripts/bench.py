@@ -132,6 +132,17 @@ def first_visit(site, user, reloads=0):
     return to_lab(site.visitor(user), reloads=reloads)
 
 
+def herd_visits(site, names):
+    """New people's first visits all at once, from the site root to their labs: their browsers
+    (name -> visitor) and each visit's to_lab() figures, or what stopped it. Each visitor reloads
+    a broken page up to 3 times, as a patient person would; a visit counts as a success only
+    without any reload (a browser alone does not reload)."""
+    herd = {name: site.visitor(name) for name in names}
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        outcomes = list(pool.map(lambda name: _safe(to_lab, herd[name], reloads=3), names))
+    return herd, outcomes
+
+
 def _safe(function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
@@ -539,6 +550,107 @@ def slurm_figures():
         row(label, values)
 
 
+def slurm_herd_figures():
+    """Issue 26: 30 new people at once whose servers are Slurm jobs on the sandbox's test cluster,
+    on hydra's side and on JupyterHub + batchspawner's (its SlurmSpawner), with hydra's local
+    herd beside them in the same run; then 5 minutes of the Slurm herds returning to their labs
+    every 10 s, with what each side asked slurmctld meanwhile (sdiag's RPCs by user)."""
+    from hydra_site import SlurmCluster, restart_gate, slurmctld_rpcs_by_user
+    from bench_hub import SLURM_HUB_ENV, SLURM_SPAWNER
+    size, seconds = count(30, 6), count(300, 30)
+    local, flock, hubflock = ([f"{prefix}{i:02d}" for i in range(size)] for prefix in ("drove", "flock", "bsherd"))
+    hub = Hub(env=SLURM_HUB_ENV, spawner=SLURM_SPAWNER, directory=pathlib.Path("/var/lib/bench-hub-slurm"),
+              log=pathlib.Path("/var/log/bench-hub-slurm.log"))
+    hub.prepare(hubflock)
+    cluster = SlurmCluster()
+    cluster.up()
+    launch = str(PREFIX / "ipynb-launch")
+    figures = {}
+
+    def herd(side, site, names, on_slurm):
+        sh("sdiag", "--reset")
+        began = time.monotonic()
+        browsers, outcomes = herd_visits(site, names)
+        rpcs = slurmctld_rpcs_by_user()
+        jobs = sh("squeue", "-h", "-o", "%u %N").stdout.split("\n") if on_slurm else []
+        in_lab = [browsers[name] for name, outcome in zip(names, outcomes) if isinstance(outcome, tuple)]
+        if site is HUB and len(in_lab) < len(names):
+            # What the hub said about it (its log lives in the sandbox and goes with it).
+            errors = [line[:300] for line in hub.log_path.read_text(errors="replace").splitlines() if line.startswith(("[E", "[C", "[W"))]
+            print(f"JupyterHub + batchspawner: {len(names) - len(in_lab)} of {len(names)} not in their labs; its log's last errors:",
+                  *errors[-8:], sep="\n  ")
+        figures[side] = {"seconds": [o[0] / 1000 for o in outcomes if isinstance(o, tuple)], "n": len(names),
+                         "failures": [o for o in outcomes if not isinstance(o, tuple)][:3], "took": time.monotonic() - began,
+                         "rpcs": rpcs, "nodes": sorted({line.split(" ")[1] for line in jobs if line.split(" ")[0] in names})}
+        return in_lab
+
+    def returning(side, browsers, fresh):
+        """Each of `browsers` from the site root to the lab every 10 s for `seconds`; `fresh`
+        removes what would let the browser skip the site's own decision (hydra-recent)."""
+        sh("sdiag", "--reset")
+        deadline = time.monotonic() + seconds
+        visits, failures = [], []
+
+        def person(browser):
+            while time.monotonic() < deadline:
+                began = time.monotonic()
+                fresh(browser)
+                try:
+                    visits.append(to_lab(browser)[0])
+                except Exception as error:  # noqa: BLE001 (a figure, not a verdict)
+                    failures.append(str(error)[:200])
+                time.sleep(max(0.0, 10 - (time.monotonic() - began)))
+        with concurrent.futures.ThreadPoolExecutor(len(browsers) or 1) as pool:
+            list(pool.map(person, browsers))
+        figures[side]["returning"] = {"visits": visits, "failures": failures[:3], "rpcs": slurmctld_rpcs_by_user()}
+
+    try:
+        herd("hydra, local servers", HYDRA, local, on_slurm=False)
+        for name in local:
+            as_user(name, launch, "stop")
+        install_config(**{"server.backend": '"slurm"', **SLURM_SETTINGS})
+        restart_gate()
+        reload_apache()
+        in_lab = herd("hydra, Slurm jobs", HYDRA, flock, on_slurm=True)
+        returning("hydra, Slurm jobs", in_lab, lambda browser: browser.cookies.pop("hydra-recent", None))
+        for name in flock:
+            as_user(name, launch, "stop")
+        hub.start()
+        try:
+            in_lab = herd("JupyterHub + batchspawner, Slurm jobs", HUB, hubflock, on_slurm=True)
+            returning("JupyterHub + batchspawner, Slurm jobs", in_lab, lambda browser: None)
+        finally:
+            hub.stop()   # its servers are stopped with it (JupyterHub's cleanup_servers)
+    finally:
+        for name in flock:
+            as_user(name, launch, "stop")
+        install_config()
+        restart_gate()
+        reload_apache()
+        cluster.down()
+    print(f"\n## A herd of {size} new people as Slurm jobs (issue 26; the sandbox's test cluster)\n")
+    print(f"JupyterHub's side: {versions(SLURM_HUB_ENV)}, batchspawner's SlurmSpawner\n")
+    print("| herd, all at once | in the lab | p50 | p90 | last | slurmctld RPCs by user during it | nodes |\n|---|---|---|---|---|---|---|")
+    for side, f in figures.items():
+        values = f["seconds"] or [0]
+        print(f"| {side} | {len(f['seconds'])}/{f['n']} | {percentile(values, 0.5):.1f} s | {percentile(values, 0.9):.1f} s | "
+              f"{max(values):.1f} s | {f['rpcs']} | {', '.join(f['nodes'])} |")
+    for side, f in figures.items():
+        if f["failures"]:
+            print(f"\n{side}: failures (first 3): {f['failures']}")
+    local_p50 = percentile(figures["hydra, local servers"]["seconds"] or [1], 0.5)
+    for side in ("hydra, Slurm jobs", "JupyterHub + batchspawner, Slurm jobs"):
+        print(f"\n{side} / hydra's local herd, p50: {percentile(figures[side]['seconds'] or [0], 0.5) / local_p50:.2f}")
+    print(f"\n| {seconds} s of each Slurm herd returning to its lab every 10 s (from the site root) | visits | p50 | p99 | slurmctld RPCs by user | per 3 s |\n|---|---|---|---|---|---|")
+    for side, f in figures.items():
+        back = f.get("returning")
+        if back:
+            values = back["visits"] or [0]
+            per_3s = {user: round(n * 3 / seconds, 2) for user, n in back["rpcs"].items()}
+            print(f"| {side} | {len(back['visits'])} ({len(back['failures'])} failed) | {percentile(values, 0.5):.0f} ms | "
+                  f"{percentile(values, 0.99):.0f} ms | {back['rpcs']} | {per_3s} |")
+
+
 def first_visit_floor(cluster):
     """What a first visit to a job cannot beat (issue 26): Jupyter's own start, by hand on this
     machine (the test cluster's nodes share its cores), and Slurm's own time from sbatch to
@@ -772,14 +884,7 @@ def side_by_side(hub):
     herd_in_lab = {}  # side -> the herd's visitors who reached their lab (the class below reuses them)
     for side, site, names in (("hydra", HYDRA, [f"crowd{i:02d}" for i in range(size)]),
                               ("hub", HUB, [f"hubherd{i:02d}" for i in range(size)])):
-        # Each visitor reloads a broken page up to 3 times, as a patient person would; a visit
-        # counts as a success only without any reload (a browser alone does not reload).
-        herd = {name: site.visitor(name) for name in names}
-
-        def herd_visit(name):
-            return to_lab(herd[name], reloads=3)
-        with concurrent.futures.ThreadPoolExecutor(size) as pool:
-            outcomes = list(pool.map(lambda n: _safe(herd_visit, n), names))
+        herd, outcomes = herd_visits(site, names)
         herd_in_lab[side] = [herd[n] for n, o in zip(names, outcomes) if isinstance(o, tuple)]
         if side == "hydra":
             front_burst = pss_kib(front_daemon_pid())  # the front right after its herd
@@ -1061,7 +1166,7 @@ def one_part(figures):
 
 
 def main():
-    only = {"profiles": profile_figures, "slurm": slurm_figures}.get(os.environ.get("HYDRA_BENCH_ONLY", ""))
+    only = {"profiles": profile_figures, "slurm": slurm_figures, "slurm-herd": slurm_herd_figures}.get(os.environ.get("HYDRA_BENCH_ONLY", ""))
     if only:
         return one_part(only)
     began = time.perf_counter()
@@ -1081,6 +1186,8 @@ def main():
         slurm_figures()
         results = side_by_side(hub)
         print_table(results)
+        hub.stop()
+        slurm_herd_figures()   # JupyterHub + batchspawner on the same ports: after the first hub
         print(f"\nbenchmark time: {time.perf_counter() - began:.0f} s")
     finally:
         hub.stop()

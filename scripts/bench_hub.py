@@ -8,6 +8,12 @@ authenticator that needs no other service). Its environment, /opt/hydra/bench-hu
 by scripts/bench outside the sandbox with the same pinned Jupyter Server, JupyterLab and
 ipykernel as the users' hydra environment. Everything else here happens inside the sandbox:
 accounts, the hub's database and files vanish with it.
+
+`SlurmHub` (issue 26): the Slurm sites' peer, JupyterHub with batchspawner's SlurmSpawner on the
+sandbox's test cluster. batchspawner 1.3.0 is tested with JupyterHub up to 4.x, so it has an
+environment of its own ($HYDRA_BENCH_SLURM_HUB_ENV, default /opt/hydra/bench-hub-slurm): JupyterHub
+4.1, batchspawner 1.3.0 and `requests` (which batchspawner-singleuser imports but 1.3.0's
+metadata does not name), with the same pinned Jupyter.
 """
 import json
 import os
@@ -22,6 +28,7 @@ from hydra_site import stop_process
 from load_support import pids
 
 HUB_ENV = pathlib.Path(os.environ.get("HYDRA_BENCH_HUB_ENV", "/opt/hydra/bench-hub"))
+SLURM_HUB_ENV = pathlib.Path(os.environ.get("HYDRA_BENCH_SLURM_HUB_ENV", "/opt/hydra/bench-hub-slurm"))
 HUB_DIR = pathlib.Path("/var/lib/bench-hub")
 HUB_LOG = pathlib.Path("/var/log/bench-hub.log")
 HUB_PORT = 8000       # the proxy's public port (hydra's Apache has 80, 8080 and 8083 in this run)
@@ -34,7 +41,11 @@ NODE_PATH = "/usr/share/nodejs"
 # The benchmark's own API token (a service without a process), to stop servers it started.
 API_TOKEN = secrets.token_hex(32)
 
-CONFIG = f"""
+
+
+def hub_config(env, directory, spawner):
+    """jupyterhub_config.py: the documented single-machine setup, with `spawner`'s lines."""
+    return f"""
 # Written by scripts/bench_hub.py: JupyterHub's documented single-machine setup.
 c = get_config()  # noqa: F821
 c.JupyterHub.bind_url = "http://127.0.0.1:{HUB_PORT}"
@@ -42,8 +53,7 @@ c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = 8081
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
-c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"
-c.Spawner.cmd = ["{HUB_ENV}/bin/jupyterhub-singleuser"]
+c.Spawner.cmd = ["{env}/bin/jupyterhub-singleuser"]
 # Like hydra: the browser lands in JupyterLab.
 c.Spawner.default_url = "/lab"
 # Like hydra's server.start_timeout_seconds = 60 (JupyterHub's defaults: 60 s and 30 s).
@@ -53,13 +63,35 @@ c.JupyterHub.proxy_class = "jupyterhub.proxy.ConfigurableHTTPProxy"
 c.ConfigurableHTTPProxy.command = ["{PROXY_COMMAND}"]
 c.ConfigurableHTTPProxy.debug = False
 c.JupyterHub.log_level = "WARN"
-c.JupyterHub.db_url = "sqlite:///{HUB_DIR}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = "{HUB_DIR}/jupyterhub_cookie_secret"
-c.JupyterHub.pid_file = "{HUB_DIR}/jupyterhub.pid"
+c.JupyterHub.db_url = "sqlite:///{directory}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{directory}/jupyterhub_cookie_secret"
+c.JupyterHub.pid_file = "{directory}/jupyterhub.pid"
 # No idle culler, no service process: nothing else that hydra does not run either. The one
 # service is a token for the benchmark, which stops the servers of its websocket crowd.
 c.JupyterHub.services = [{{"name": "bench", "api_token": "{API_TOKEN}"}}]
 c.JupyterHub.load_roles = [{{"name": "bench", "scopes": ["servers"], "services": ["bench"]}}]
+{spawner}
+"""
+
+
+LOCAL_SPAWNER = 'c.JupyterHub.spawner_class = "jupyterhub.spawner.LocalProcessSpawner"'
+
+# batchspawner's SlurmSpawner as its README sets it up, on the sandbox's cluster: the job runs the
+# server on a node (sbatch as the user, through sudo as the spawner does by default); the node
+# reaches the hub's API at the web host's address on the cluster's network; the proxy reaches
+# the server at the node's address (squeue names the node; its address is 169.254.N.2, as
+# scripts/slurm-cluster makes them). Like hydra's job: the partition "hydra", a 30-minute limit,
+# no job step (hydra's job script runs the server itself).
+SLURM_SPAWNER = f"""
+c.JupyterHub.spawner_class = "batchspawner.SlurmSpawner"
+c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
+c.JupyterHub.hub_connect_ip = "169.254.0.1"
+c.SlurmSpawner.batchspawner_singleuser_cmd = "{SLURM_HUB_ENV}/bin/batchspawner-singleuser"
+c.SlurmSpawner.req_partition = "hydra"
+c.SlurmSpawner.req_runtime = "30"
+c.SlurmSpawner.req_srun = ""
+c.SlurmSpawner.state_exechost_re = r"\\s+node(\\d+)$"
+c.SlurmSpawner.state_exechost_exp = r"169.254.\\1.2"
 """
 
 # The users' Jupyter servers get hydra's Jupyter settings where they are not architecture
@@ -74,7 +106,7 @@ LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "f
 
 def versions(env):
     """name -> version of the packages compared, read from the environment's metadata."""
-    wanted = {"jupyterhub", "jupyter_server", "jupyterlab", "ipykernel", "tornado"}
+    wanted = {"jupyterhub", "batchspawner", "jupyter_server", "jupyterlab", "ipykernel", "tornado"}
     found = {}
     for meta in (env / "lib").glob("python3*/site-packages/*.dist-info/METADATA"):
         name = version = None
@@ -97,45 +129,48 @@ def proxy_versions():
 
 
 class Hub:
-    """JupyterHub + configurable-http-proxy, started as root (LocalProcessSpawner needs it)."""
+    """JupyterHub + configurable-http-proxy, started as root (LocalProcessSpawner needs it), from
+    the environment `env` with the spawner `spawner` (lines of jupyterhub_config.py); its
+    database in `directory`, its output in `log`. One at a time: they share the ports."""
 
-    def __init__(self):
+    def __init__(self, env=HUB_ENV, spawner=LOCAL_SPAWNER, directory=HUB_DIR, log=HUB_LOG):
         self.process = None
+        self.env, self.spawner, self.directory, self.log_path = env, spawner, directory, log
 
     def prepare(self, users):
-        if not (HUB_ENV / "bin/jupyterhub").exists():
-            raise SystemExit(f"{HUB_ENV} has no jupyterhub: run scripts/bench without HYDRA_OFFLINE=1 once")
+        if not (self.env / "bin/jupyterhub").exists():
+            raise SystemExit(f"{self.env} has no jupyterhub: run scripts/bench without HYDRA_OFFLINE=1 once")
         for name in users:
             subprocess.run(["useradd", "-m", "--no-log-init", "-s", "/bin/bash", name], check=True)
-        HUB_DIR.mkdir(parents=True, exist_ok=True)
-        HUB_DIR.chmod(0o700)
-        (HUB_DIR / "jupyterhub_config.py").write_text(CONFIG)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        (self.directory / "jupyterhub_config.py").write_text(hub_config(self.env, self.directory, self.spawner))
         # The sandbox's overlay: these edits of the environment vanish with it.
-        conf = HUB_ENV / "etc/jupyter/jupyter_server_config.d"
+        conf = self.env / "etc/jupyter/jupyter_server_config.d"
         conf.mkdir(parents=True, exist_ok=True)
         (conf / "zz-hydra-bench.json").write_text(json.dumps(EXTENSIONS))
-        (HUB_ENV / "etc/jupyter/jupyter_server_config.py").write_text(SERVER_CONFIG)
-        lab = HUB_ENV / "share/jupyter/lab/settings"
+        (self.env / "etc/jupyter/jupyter_server_config.py").write_text(SERVER_CONFIG)
+        lab = self.env / "share/jupyter/lab/settings"
         lab.mkdir(parents=True, exist_ok=True)
         (lab / "overrides.json").write_text(json.dumps(LAB_OVERRIDES))
-        subprocess.run(["chmod", "-R", "a+rX", str(HUB_ENV / "etc"), str(HUB_ENV / "share/jupyter")], check=True)
+        subprocess.run(["chmod", "-R", "a+rX", str(self.env / "etc"), str(self.env / "share/jupyter")], check=True)
 
     def start(self):
-        env = {"PATH": f"{HUB_ENV}/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root",
+        env = {"PATH": f"{self.env}/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root",
                "NODE_PATH": NODE_PATH}
-        self.log = open(HUB_LOG, "ab")
-        self.process = subprocess.Popen([f"{HUB_ENV}/bin/jupyterhub", "-f", str(HUB_DIR / "jupyterhub_config.py")],
-                                        cwd=HUB_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([f"{self.env}/bin/jupyterhub", "-f", str(self.directory / "jupyterhub_config.py")],
+                                        cwd=self.directory, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited {self.process.returncode}; see {HUB_LOG}")
+                raise RuntimeError(f"jupyterhub exited {self.process.returncode}; see {self.log_path}")
             probe = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{HUB_PORT}/hub/health"],
                                    capture_output=True, text=True)
             if probe.stdout == "200":
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"JupyterHub did not answer on port {HUB_PORT}; see {HUB_LOG}")
+        raise RuntimeError(f"JupyterHub did not answer on port {HUB_PORT}; see {self.log_path}")
 
     def pids(self):
         """The hub and its proxy (the proxy is the hub's child): [hub, proxy]."""
