@@ -266,10 +266,8 @@ final class ApacheSide: ChannelInboundHandler {
             send(head, over: connection, reused: true, context: context)
             return
         }
-        guard let tls = jobTLS(head, context: context) else { return }
+        guard let pinned = pinnedServer(head, address: key.address, port: key.port, pin: key.pin, context: context) else { return }
         let seconds = gate.config.gate.responseTimeoutSeconds
-        let pinned = PinnedServer(pin: key.pin, context: tls, eventLoop: context.eventLoop, logger: gate.logger, person: head.person,
-                                  place: "\(key.address):\(key.port)")
         let made = NIOLoopBoundBox<KeptConnection?>(nil, eventLoop: context.eventLoop)
         let loopPool = NIOLoopBound(pool, eventLoop: context.eventLoop)
         ClientBootstrap(group: context.eventLoop)
@@ -314,13 +312,10 @@ final class ApacheSide: ChannelInboundHandler {
             endOutput(context: context)
         }, failed: { [self] failure in
             kept = nil
-            if failure.answered {
+            if failure.silent {
+                serverSilent(for: gate.config.gate.responseTimeoutSeconds, .request, answered: failure.answered, head: head, context: context)
+            } else if failure.answered {
                 context.close(promise: nil)  // Apache sees the answer cut short
-            } else if failure.silent {
-                let seconds = gate.config.gate.responseTimeoutSeconds
-                gate.logger.info("request \(head.method) \(LogSafe.quote(head.target, limit: 200)): nothing moved for \(seconds) s; closed",
-                                 metadata: ["user": "\(head.person)"])
-                answer(.timeout(seconds: seconds), context: context)
             } else if reused {
                 // The server closed the kept connection meanwhile (the request may not have
                 // reached it): once more, on a new connection, as a browser would.
@@ -332,14 +327,27 @@ final class ApacheSide: ChannelInboundHandler {
         connection.send(head.forKeptConnection, exchange)
     }
 
-    /// The TLS context for a job's server; nil (and Apache answered) when the gate has none.
-    private func jobTLS(_ head: RequestHead, context: ChannelHandlerContext) -> NIOSSLContext? {
+    /// TLS to a job's server at address:port, to the certificate `pin` names; nil (and Apache
+    /// answered) when the gate has no TLS.
+    private func pinnedServer(_ head: RequestHead, address: String, port: Int, pin: String, context: ChannelHandlerContext) -> PinnedServer? {
         guard let tls = gate.tls else {
             gate.logger.error("no TLS for the servers of Slurm jobs: see hydra-gate's first lines", metadata: ["user": "\(head.person)"])
             answer(.badGateway, context: context)
             return nil
         }
-        return tls
+        return PinnedServer(pin: pin, context: tls, eventLoop: context.eventLoop, logger: gate.logger, person: head.person, place: "\(address):\(port)")
+    }
+
+    /// Nothing moved between the gate and the server for `seconds`: logged; a request whose
+    /// answer has not begun hears 504, anything else is closed.
+    private func serverSilent(for seconds: Int, _ kind: Admission.Kind, answered: Bool, head: RequestHead, context: ChannelHandlerContext) {
+        gate.logger.info("\(kind.rawValue) \(head.method) \(LogSafe.quote(head.target, limit: 200)): nothing moved for \(seconds) s; closed",
+                         metadata: ["user": "\(head.person)"])
+        if kind == .request && !answered {
+            answer(.timeout(seconds: seconds), context: context)
+        } else {
+            context.close(promise: nil)
+        }
     }
 
     /// The connection to the person's server failed (or its TLS handshake did).
@@ -363,22 +371,13 @@ final class ApacheSide: ChannelInboundHandler {
             return  // a connected socket closes itself
         }
         let seconds = kind == .websocket ? gate.config.gate.websocketIdleTimeoutSeconds : gate.config.gate.responseTimeoutSeconds
-        let watch = ServerWatch { [self] answered in
-            gate.logger.info("\(kind.rawValue) \(head.method) \(LogSafe.quote(head.target, limit: 200)): nothing moved for \(seconds) s; closed",
-                             metadata: ["user": "\(head.person)"])
-            if kind == .request && !answered {
-                answer(.timeout(seconds: seconds), context: context)
-            } else {
-                context.close(promise: nil)
-            }
-        }
+        let watch = ServerWatch { [self] answered in serverSilent(for: seconds, kind, answered: answered, head: head, context: context) }
         // A job's server: TLS first, to the certificate its start made and no other; the splice
         // begins once the handshake is done.
         let pinned: PinnedServer?
         if case .node(let address, let port, let pin) = upstream {
-            guard let tls = jobTLS(head, context: context) else { return }
-            pinned = PinnedServer(pin: pin, context: tls, eventLoop: context.eventLoop, logger: gate.logger, person: head.person,
-                                  place: "\(address):\(port)")
+            guard let server = pinnedServer(head, address: address, port: port, pin: pin, context: context) else { return }
+            pinned = server
         } else {
             pinned = nil
         }

@@ -271,11 +271,16 @@ def test_warm_visits_to_a_running_job_ask_slurm_nothing(person, slurm_site):
     assert [j[0] for j in jobs_of(name)] == [job]
 
 
-def gate_job_requests():
-    """hydra_gate_job_requests_total by connection (kept, new), from /hydra/metrics."""
+def site_metric(name, label):
+    """A metric of /hydra/metrics (open to this address without a sign-in) by one label's value."""
     text = sh("curl", "-s", "http://localhost/hydra/metrics").stdout
-    return {sample.labels["connection"]: sample.value for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == "hydra_gate_job_requests_total"}
+    return {sample.labels[label]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == name}
+
+
+def gate_job_requests():
+    """hydra_gate_job_requests_total by connection (kept, new)."""
+    return site_metric("hydra_gate_job_requests_total", "connection")
 
 
 def requests_since(before):
@@ -783,10 +788,8 @@ time_limit = "20"
 
 
 def running_servers():
-    """hydra_running_servers by profile, from /hydra/metrics (open to this address without a sign-in)."""
-    text = sh("curl", "-s", "http://localhost/hydra/metrics").stdout
-    return {sample.labels["profile"]: sample.value for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == "hydra_running_servers"}
+    """hydra_running_servers by profile."""
+    return site_metric("hydra_running_servers", "profile")
 
 
 def test_a_slurm_profile_runs_its_job_in_its_partition_with_its_cpus_memory_and_time_limit(person, slurm_site):
